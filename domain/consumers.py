@@ -1,0 +1,209 @@
+"""Event-log consumers: what happens after a write commits.
+
+Delivery is at least once, so every consumer is idempotent: notifications take the id of
+the event that caused them (a replay rewrites nothing), live pushes may repeat (clients
+dedupe by channel offset) and feed fan-out is a set insert.
+Each consumer names its recipients explicitly, like Zulip's send_event(realm, event, users).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from domain import live
+from domain.events import (
+    BlockCreated,
+    CommentCreated,
+    DomainEvent,
+    FollowCreated,
+    FollowRemoved,
+    LikeCreated,
+    LikeRemoved,
+    NotificationsRead,
+    PostCreated,
+    PostDeleted,
+)
+from domain.models import Notification, NotificationKind
+from domain.ports import FeedStore, Publisher
+from domain.presenter import Presenter
+from domain.services.base import Context
+from domain.views import UnreadCount, UserView
+
+
+class Consumer(Protocol):
+    async def handle(self, event: DomainEvent) -> None: ...
+
+
+class PostLiked(msgspec.Struct, frozen=True):
+    post_id: str
+    user_id: str
+    like_count: int
+
+
+class PostGone(msgspec.Struct, frozen=True):
+    post_id: str
+
+
+class UserFollowed(msgspec.Struct, frozen=True):
+    user_id: str
+    follower: UserView
+
+
+async def _audience(ctx: Context, author_id: int) -> list[int]:
+    """The author and every follower not in a block relation with them."""
+    followers = await ctx.store.relations.follower_ids(author_id)
+    hidden = await ctx.store.relations.block_set(author_id)
+    return [author_id, *(f for f in followers if f not in hidden and f != author_id)]
+
+
+class NotificationConsumer:
+    """like / comment / follow → a notification for the user it concerns."""
+
+    def __init__(self, ctx: Context, publisher: Publisher) -> None:
+        self._ctx = ctx
+        self._publisher = publisher
+        self._presenter = Presenter(ctx.store)
+
+    async def handle(self, event: DomainEvent) -> None:
+        match event:
+            case LikeCreated():
+                await self._notify(
+                    event, event.post_author_id, "like", event.user_id, event.post_id, None
+                )
+            case CommentCreated():
+                await self._notify(
+                    event,
+                    event.post_author_id,
+                    "comment",
+                    event.author_id,
+                    event.post_id,
+                    event.comment_id,
+                )
+            case FollowCreated():
+                await self._notify(
+                    event, event.followed_id, "follow", event.follower_id, None, None
+                )
+            case NotificationsRead():
+                await self._push_unread(event.user_id)
+            case _:
+                pass
+
+    async def _notify(
+        self,
+        event: DomainEvent,
+        user_id: int,
+        kind: NotificationKind,
+        actor_id: int,
+        post_id: int | None,
+        comment_id: int | None,
+    ) -> None:
+        if user_id == actor_id:
+            return  # your own actions never notify you
+        store = self._ctx.store
+        if await store.relations.blocked_either_way(user_id, actor_id):
+            return
+        notification = Notification(
+            id=event.event_id,
+            user_id=user_id,
+            kind=kind,
+            actor_id=actor_id,
+            post_id=post_id,
+            comment_id=comment_id,
+            created_at=event.at,
+        )
+        async with store.transaction():
+            created = await store.notifications.add(notification)
+        if not created:
+            return  # a replay: the first delivery already pushed it
+        views = await self._presenter.notifications([notification])
+        if views:
+            await self._publisher.publish(
+                live.notifications(user_id), "notification.created", views[0]
+            )
+        await self._push_unread(user_id)
+
+    async def _push_unread(self, user_id: int) -> None:
+        count = await self._ctx.store.notifications.unread_count(user_id)
+        await self._publisher.publish(
+            live.notifications(user_id), "notifications.unread", UnreadCount(count)
+        )
+
+
+class LiveConsumer:
+    """Posts, likes and comments → the channels whose subscribers should see them."""
+
+    def __init__(self, ctx: Context, publisher: Publisher) -> None:
+        self._ctx = ctx
+        self._publisher = publisher
+        self._presenter = Presenter(ctx.store)
+
+    async def handle(self, event: DomainEvent) -> None:
+        match event:
+            case PostCreated():
+                post = await self._ctx.store.posts.get(event.post_id)
+                if post is None or post.deleted_at is not None:
+                    return
+                view = await self._presenter.post(post, None)
+                await self._fan(event.author_id, "post.created", view)
+            case PostDeleted():
+                await self._fan(event.author_id, "post.deleted", PostGone(str(event.post_id)))
+            case LikeCreated() | LikeRemoved():
+                kind = "post.liked" if isinstance(event, LikeCreated) else "post.unliked"
+                data = PostLiked(str(event.post_id), str(event.user_id), event.like_count)
+                await self._publisher.publish(live.post(event.post_id), kind, data)
+            case CommentCreated():
+                comment = await self._ctx.store.comments.get(event.comment_id)
+                if comment is None:
+                    return
+                views = await self._presenter.comments([comment])
+                if views:
+                    await self._publisher.publish(
+                        live.post(event.post_id),
+                        "comment.created",
+                        {"comment": views[0], "comment_count": event.comment_count},
+                    )
+            case FollowCreated():
+                follower = await self._ctx.store.users.get(event.follower_id)
+                if follower is not None:
+                    await self._publisher.publish(
+                        live.user(event.followed_id),
+                        "user.followed",
+                        UserFollowed(str(event.followed_id), UserView.of(follower)),
+                    )
+            case _:
+                pass
+
+    async def _fan(self, author_id: int, kind: str, data: object) -> None:
+        for user_id in await _audience(self._ctx, author_id):
+            await self._publisher.publish(live.feed(user_id), kind, data)
+        await self._publisher.publish(live.user(author_id), kind, data)
+        await self._publisher.publish(live.PUBLIC, kind, data)
+
+
+class FeedConsumer:
+    """Posts → the followers' stored feeds (a no-op for the SQL pull store)."""
+
+    def __init__(self, ctx: Context, feed: FeedStore) -> None:
+        self._ctx = ctx
+        self._feed = feed
+
+    async def handle(self, event: DomainEvent) -> None:
+        match event:
+            case PostCreated():
+                audience = await _audience(self._ctx, event.author_id)
+                await self._feed.fan_out(event.post_id, event.author_id, audience)
+            case PostDeleted():
+                audience = await _audience(self._ctx, event.author_id)
+                await self._feed.retract(event.post_id, event.author_id, audience)
+            case BlockCreated() | FollowRemoved():
+                pass  # read-time filtering covers these; rebuilds pick them up
+            case _:
+                pass
+
+
+async def dispatch(consumers: Sequence[Consumer], event: DomainEvent) -> None:
+    for consumer in consumers:
+        await consumer.handle(event)

@@ -1,0 +1,312 @@
+"""Ports: what the domain needs from the outside world, as Protocols.
+
+storage/ implements the repositories, feed store, search and outbox; channels/ implements
+the Publisher; server/ implements hashing, tokens and image processing. Domain unit tests
+use fakes of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from domain.events import DomainEvent
+from domain.models import (
+    Account,
+    Comment,
+    Edge,
+    Media,
+    Notification,
+    Post,
+    ProcessedImage,
+    ProfileChanges,
+    RefreshToken,
+    Relationship,
+)
+from domain.pagination import PageRequest
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Aware UTC now."""
+        ...
+
+
+class IdGenerator(Protocol):
+    def next_id(self) -> int: ...
+
+
+# --- repositories -------------------------------------------------------------------------
+
+
+class UserRepository(Protocol):
+    async def add(self, account: Account) -> None:
+        """Raises Conflict(code='username_taken' | 'email_taken'); both compare
+        case-insensitively."""
+        ...
+
+    async def get(self, user_id: int) -> Account | None: ...
+
+    async def get_many(self, user_ids: Sequence[int]) -> dict[int, Account]: ...
+
+    async def find_by_login(self, login: str) -> Account | None:
+        """By email when the login holds '@', else by username; case-insensitive."""
+        ...
+
+    async def update_profile(self, user_id: int, changes: ProfileChanges) -> Account | None: ...
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None: ...
+
+    async def bump_token_version(self, user_id: int) -> int: ...
+
+    async def touch(self, user_id: int, at: datetime) -> None:
+        """Record activity (feeds fan out only to recently active followers)."""
+        ...
+
+
+class RelationRepository(Protocol):
+    """Follows and blocks. Edge ids are snowflakes minted by the caller (list cursors)."""
+
+    async def follow(self, edge_id: int, follower_id: int, followed_id: int, at: datetime) -> bool:
+        """True when created, False when it already existed."""
+        ...
+
+    async def unfollow(self, follower_id: int, followed_id: int) -> bool: ...
+
+    async def block(self, edge_id: int, blocker_id: int, blocked_id: int, at: datetime) -> bool: ...
+
+    async def unblock(self, blocker_id: int, blocked_id: int) -> bool: ...
+
+    async def relationship(self, viewer_id: int, other_id: int) -> Relationship: ...
+
+    async def blocked_either_way(self, a: int, b: int) -> bool: ...
+
+    async def block_set(self, user_id: int) -> set[int]:
+        """Users this user blocked or who blocked this user (read-time filtering)."""
+        ...
+
+    async def followers(self, user_id: int, page: PageRequest) -> list[Edge]: ...
+
+    async def following(self, user_id: int, page: PageRequest) -> list[Edge]: ...
+
+    async def follower_ids(self, user_id: int) -> list[int]:
+        """Every follower (fan-out and live routing)."""
+        ...
+
+
+class PostRepository(Protocol):
+    async def add(self, post: Post) -> bool:
+        """False when (author_id, idempotency_key) already exists: nothing written."""
+        ...
+
+    async def get(self, post_id: int) -> Post | None:
+        """Deleted posts are returned with deleted_at set; callers hide them."""
+        ...
+
+    async def get_by_idempotency_key(self, author_id: int, key: str) -> Post | None: ...
+
+    async def get_many(self, post_ids: Sequence[int]) -> dict[int, Post]:
+        """Live (not deleted) posts only."""
+        ...
+
+    async def soft_delete(self, post_id: int, at: datetime) -> bool: ...
+
+    async def by_author(self, author_id: int, page: PageRequest) -> list[Post]:
+        """Live posts of one author, newest first."""
+        ...
+
+    async def add_to_like_count(self, post_id: int, delta: int) -> int:
+        """Atomic `like_count = like_count + delta`; returns the new count."""
+        ...
+
+    async def add_to_comment_count(self, post_id: int, delta: int) -> int: ...
+
+
+class LikeRepository(Protocol):
+    async def add(self, like_id: int, post_id: int, user_id: int, at: datetime) -> bool:
+        """True when created; False when this user already liked this post."""
+        ...
+
+    async def remove(self, post_id: int, user_id: int) -> bool: ...
+
+    async def liked(self, user_id: int, post_ids: Sequence[int]) -> set[int]: ...
+
+    async def likers(self, post_id: int, page: PageRequest) -> list[Edge]: ...
+
+
+class CommentRepository(Protocol):
+    async def add(self, comment: Comment) -> None: ...
+
+    async def get(self, comment_id: int) -> Comment | None: ...
+
+    async def by_post(self, post_id: int, page: PageRequest) -> list[Comment]: ...
+
+
+class NotificationRepository(Protocol):
+    async def add(self, notification: Notification) -> bool:
+        """False when a notification with this id exists (a replayed event)."""
+        ...
+
+    async def page(self, user_id: int, page: PageRequest) -> list[Notification]: ...
+
+    async def unread_count(self, user_id: int) -> int: ...
+
+    async def mark_read(self, user_id: int, up_to_id: int | None, at: datetime) -> int:
+        """Mark unread ones (all, or with id <= up_to_id) read; returns how many."""
+        ...
+
+
+class MediaRepository(Protocol):
+    async def add(self, media: Media) -> None: ...
+
+    async def get(self, media_id: int) -> Media | None: ...
+
+    async def get_many(self, media_ids: Sequence[int]) -> dict[int, Media]: ...
+
+
+class RefreshTokenRepository(Protocol):
+    async def add(self, token: RefreshToken) -> None: ...
+
+    async def get(self, token_hash: str) -> RefreshToken | None: ...
+
+    async def mark_rotated(self, token_hash: str, at: datetime) -> bool:
+        """Atomically spend a token; False when it was already spent (reuse)."""
+        ...
+
+    async def revoke_family(self, family_id: str, at: datetime) -> None: ...
+
+    async def revoke_user(self, user_id: int, at: datetime) -> None: ...
+
+
+class Outbox(Protocol):
+    async def append(self, events: Sequence[DomainEvent]) -> None:
+        """Called inside the write's transaction."""
+        ...
+
+
+class OutboxReader(Protocol):
+    """The relay's side of the outbox."""
+
+    async def pending(self, limit: int) -> list[tuple[int, bytes]]:
+        """Unrelayed entries, oldest first: (outbox id, encoded event)."""
+        ...
+
+    async def mark_relayed(self, outbox_ids: Sequence[int], at: datetime) -> None: ...
+
+    async def purge_relayed(self, older_than: datetime) -> int: ...
+
+
+class Store(Protocol):
+    """All repositories plus one transaction boundary.
+
+    Every repository call made inside `async with store.transaction():` belongs to that
+    transaction (committed on exit, rolled back on an exception)."""
+
+    users: UserRepository
+    relations: RelationRepository
+    posts: PostRepository
+    likes: LikeRepository
+    comments: CommentRepository
+    notifications: NotificationRepository
+    media: MediaRepository
+    refresh_tokens: RefreshTokenRepository
+    outbox: Outbox
+
+    def transaction(self) -> AbstractAsyncContextManager[None]: ...
+
+
+class FeedStore(Protocol):
+    """The home feed. SQL pull (embedded) or Redis sorted sets with fan-out (scaled)."""
+
+    async def page(self, user_id: int, page: PageRequest) -> list[int]:
+        """Post ids, newest first; may include ids the caller must still filter."""
+        ...
+
+    async def fan_out(self, post_id: int, author_id: int, recipient_ids: Sequence[int]) -> None: ...
+
+    async def retract(self, post_id: int, author_id: int, recipient_ids: Sequence[int]) -> None: ...
+
+
+class SearchIndex(Protocol):
+    async def users(self, query: str, page: PageRequest) -> list[int]:
+        """Ids of users whose username or display name matches, newest first."""
+        ...
+
+    async def posts(self, query: str, page: PageRequest) -> list[int]:
+        """Ids of live posts matching every word, newest first."""
+        ...
+
+
+class BlobStore(Protocol):
+    """Content-addressed bytes (media files)."""
+
+    async def put(self, sha256: str, data: bytes) -> None: ...
+
+    async def get(self, sha256: str) -> bytes | None: ...
+
+
+# --- security and media (implemented in server/) ------------------------------------------
+
+
+class PasswordHasher(Protocol):
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        """False on mismatch or an unreadable hash; never raises for those."""
+        ...
+
+    def needs_rehash(self, password_hash: str) -> bool: ...
+
+    async def burn(self, password: str) -> None:
+        """Verify against a dummy hash: unknown accounts cost as much as wrong passwords."""
+        ...
+
+
+class AccessClaims(Protocol):
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def token_version(self) -> int: ...
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def expires_at(self) -> datetime: ...
+
+
+class AccessTokens(Protocol):
+    ttl_seconds: int
+
+    def issue(self, user_id: int, token_version: int, session_id: str) -> str: ...
+
+    def verify(self, token: str) -> AccessClaims:
+        """Raises Unauthorized(code='invalid_token') on any defect, expiry included."""
+        ...
+
+
+class ImageProcessor(Protocol):
+    async def process(self, data: bytes) -> ProcessedImage:
+        """Decode, check limits, strip metadata. Raises UnsupportedMedia, ValidationFailed
+        or PayloadTooLarge."""
+        ...
+
+
+# --- live ------------------------------------------------------------------------------------
+
+
+class Publisher(Protocol):
+    async def publish(self, channel: str, event_type: str, data: Any) -> None:
+        """Publish `{"type": event_type, "data": data}` on an internal channel name
+        (`feed:{user_id}`, `notifications:{user_id}`, `post:{id}`, `user:{id}`, `public`).
+        `data` is a msgspec Struct or plain JSON-able value."""
+        ...
+
+
+class SessionRevoker(Protocol):
+    async def revoke_session(self, user_id: int, session_id: str) -> None:
+        """Close live sockets authenticated by this login (logout: close code 4401)."""
+        ...

@@ -1,0 +1,43 @@
+"""What every service needs: the store, a clock and an id generator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.errors import NotFound
+from domain.models import Account, Post
+from domain.ports import Clock, IdGenerator, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    store: Store
+    clock: Clock
+    ids: IdGenerator
+
+
+async def visible_user(ctx: Context, user_id: int, viewer_id: int | None) -> Account:
+    """A user the viewer may see: 404 when missing or when that user blocked the viewer
+    (a block hides you from the blocker, and 404 does not confirm the account exists)."""
+    account = await ctx.store.users.get(user_id)
+    if account is None:
+        raise NotFound("user not found", code="user_not_found")
+    if viewer_id is not None and viewer_id != user_id:
+        rel = await ctx.store.relations.relationship(viewer_id, user_id)
+        if rel.blocked_by:
+            raise NotFound("user not found", code="user_not_found")
+    return account
+
+
+async def visible_post(ctx: Context, post_id: int, viewer_id: int | None) -> Post:
+    """A live post the viewer may see: deleted posts and posts across a block are 404."""
+    post = await ctx.store.posts.get(post_id)
+    if post is None or post.deleted_at is not None:
+        raise NotFound("post not found", code="post_not_found")
+    if (
+        viewer_id is not None
+        and viewer_id != post.author_id
+        and await ctx.store.relations.blocked_either_way(viewer_id, post.author_id)
+    ):
+        raise NotFound("post not found", code="post_not_found")
+    return post

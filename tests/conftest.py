@@ -1,0 +1,76 @@
+"""Shared fixtures: the real PostgreSQL and Redis services.
+
+Tests that need a service ask for `postgres_url` or `redis_url`. When the service is not
+reachable they skip, unless PLAZA_REQUIRE_SERVICES=1 (as in CI), where they fail: a
+missing service must never turn into a silently green run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+PG_HOST = os.environ.get("PLAZA_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("PLAZA_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("PLAZA_TEST_PG_USER", "postgres")
+REDIS_HOST = os.environ.get("PLAZA_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("PLAZA_TEST_REDIS_PORT", "6379"))
+
+
+def services_required() -> bool:
+    return os.environ.get("PLAZA_REQUIRE_SERVICES", "") not in ("", "0", "false")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if services_required():
+        pytest.fail(f"{message} and PLAZA_REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(message)
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    need_service("PostgreSQL", PG_HOST, PG_PORT)
+    name = f"plaza_test_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The real Redis; tests namespace their keys with `redis_prefix` and clean up."""
+    need_service("Redis", REDIS_HOST, REDIS_PORT)
+    yield f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return f"plaza-test-{uuid.uuid4().hex[:12]}:"
