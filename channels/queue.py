@@ -1,0 +1,111 @@
+"""A per-socket send queue bounded in bytes, which never blocks the producer.
+
+Pushes are fanned out to thousands of sockets from one backend reader; waiting on any one
+socket would stall them all. So `put` never waits: a socket that falls a full bound behind
+is marked overflowed, its pending frames are dropped, and the session closes it with 4001
+(slow consumer). The client reconnects and resumes from the last offset it saw, which
+costs less than buffering without limit for a client that may never catch up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+__all__ = ["DEFAULT_MAX_BYTES", "QueueClosed", "QueueOverflowed", "SendQueue"]
+
+# 1 MiB: about 2 s of a heavy feed at 64 KiB frames (our frame ceiling), or thousands of
+# ordinary ~300 B pushes; times the sockets allowed per user and the sockets per process,
+# it keeps the worst case of send buffers within a known memory budget.
+DEFAULT_MAX_BYTES = 1024 * 1024
+
+
+class QueueClosed(Exception):
+    """The queue was closed: the sender task should end."""
+
+
+class QueueOverflowed(QueueClosed):
+    """The consumer fell too far behind: close the socket with 4001."""
+
+
+class SendQueue:
+    """Frames waiting to be sent on one socket, bounded in bytes."""
+
+    __slots__ = ("_closed", "_frames", "_max_bytes", "_overflowed", "_size", "_waiter")
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be positive")
+        self._max_bytes = max_bytes
+        self._frames: deque[bytes] = deque()
+        self._size = 0
+        self._closed = False
+        self._overflowed = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes waiting to be sent."""
+        return self._size
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
+
+    @property
+    def overflowed(self) -> bool:
+        return self._overflowed
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def put(self, frame: bytes) -> bool:
+        """Queue `frame`; False (and nothing queued) once closed or overflowed."""
+        if self._closed:
+            return False
+        # A frame bigger than the bound still goes through on an empty queue (a subscribe
+        # reply carrying a long history can be); the bound limits how far behind one gets.
+        if self._frames and self._size + len(frame) > self._max_bytes:
+            self.overflow()
+            return False
+        self._frames.append(frame)
+        self._size += len(frame)
+        self._wake()
+        return True
+
+    def overflow(self) -> None:
+        """Mark the consumer as too slow: drop what is pending and close the queue."""
+        self._overflowed = True
+        self.close()
+
+    def close(self) -> None:
+        """Drop pending frames; a waiting or later `get` raises."""
+        self._closed = True
+        self._frames.clear()
+        self._size = 0
+        self._wake()
+
+    async def get(self) -> bytes:
+        """The next frame, waiting for one; raises QueueClosed/QueueOverflowed at the end."""
+        while not self._frames:
+            if self._closed:
+                raise QueueOverflowed() if self._overflowed else QueueClosed()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+        frame = self._frames.popleft()
+        self._size -= len(frame)
+        return frame
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)

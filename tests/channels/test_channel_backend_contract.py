@@ -1,0 +1,198 @@
+"""The contract every channel backend passes: memory now; Redis is one more param.
+
+To add a backend: add its name to BACKENDS and a branch in `_build` (a Redis one would take
+`request.getfixturevalue("redis_url")` and `redis_prefix` for its keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from channels.backend import ChannelBackend, Position
+from channels.memory import MemoryBackend
+
+BACKENDS = ["memory"]
+
+
+@dataclass
+class Harness:
+    backend: ChannelBackend
+    received: list[tuple[str, Position, bytes]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def consume(self, channel: str, position: Position, payload: bytes) -> None:
+        self.received.append((channel, position, payload))
+        self.arrived.set()
+
+    async def wait_for(self, count: int, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.received) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+    def key(self, position: Position) -> tuple[int, ...]:
+        key = self.backend.offset_key(position.offset)
+        assert key is not None
+        return key
+
+
+MakeBackend = Callable[..., Awaitable[Harness]]
+
+
+def _build(kind: str, history_size: int) -> ChannelBackend:
+    if kind == "memory":
+        return MemoryBackend(history_size=history_size)
+    raise AssertionError(f"unknown backend {kind}")
+
+
+@pytest.fixture(params=BACKENDS)
+async def make_backend(request: pytest.FixtureRequest) -> AsyncIterator[MakeBackend]:
+    started: list[Harness] = []
+
+    async def make(history_size: int = 100) -> Harness:
+        harness = Harness(_build(request.param, history_size))
+        await harness.backend.start(harness.consume)
+        started.append(harness)
+        return harness
+
+    yield make
+    for harness in started:
+        await harness.backend.stop()
+
+
+@pytest.fixture
+async def h(make_backend: MakeBackend) -> Harness:
+    return await make_backend()
+
+
+async def test_never_published_channel_is_at_zero_with_a_stable_epoch(h: Harness) -> None:
+    first = await h.backend.current("public")
+    again = await h.backend.current("public")
+    assert first.offset == "0"
+    assert first == again
+    assert first.epoch != ""
+    assert await h.backend.history("public", first) == []
+
+
+async def test_publish_positions_increase_in_one_epoch(h: Harness) -> None:
+    epoch = (await h.backend.current("feed:1")).epoch
+    positions = [await h.backend.publish("feed:1", b'{"n":%d}' % i) for i in range(50)]
+    assert {p.epoch for p in positions} == {epoch}
+    keys = [h.key(p) for p in positions]
+    assert keys == sorted(keys)
+    assert len(set(keys)) == 50
+    assert h.key(positions[0]) > h.key(Position("0", epoch))
+    assert await h.backend.current("feed:1") == positions[-1]
+
+
+async def test_history_since_returns_exactly_the_later_events_in_order(h: Harness) -> None:
+    start = await h.backend.current("post:9")
+    payloads = [b'{"type":"post.liked","data":{"n":%d}}' % i for i in range(10)]
+    positions = [await h.backend.publish("post:9", p) for p in payloads]
+
+    assert await h.backend.history("post:9", start) == list(zip(positions, payloads, strict=True))
+    assert await h.backend.history("post:9", positions[3]) == list(
+        zip(positions[4:], payloads[4:], strict=True)
+    )
+    assert await h.backend.history("post:9", positions[-1]) == []
+
+
+async def test_payload_bytes_survive_unchanged(h: Harness) -> None:
+    payload = '{"type":"post.created","data":{"content":"héllo \\"wörld\\" 🎉"}}'.encode()
+    start = await h.backend.current("public")
+    await h.backend.publish("public", payload)
+    [(_, got)] = await h.backend.history("public", start) or []
+    assert got == payload
+
+
+async def test_trimmed_history_is_not_recoverable(make_backend: MakeBackend) -> None:
+    h = await make_backend(history_size=5)
+    start = await h.backend.current("feed:2")
+    positions = [await h.backend.publish("feed:2", b'{"n":%d}' % i) for i in range(10)]
+
+    assert await h.backend.history("feed:2", start) is None
+    # Events 6..10 are kept: resuming right after event 5 loses nothing ...
+    kept = await h.backend.history("feed:2", positions[4])
+    assert kept is not None
+    assert [p for p, _ in kept] == positions[5:]
+    # ... resuming after event 4 would need event 5, which is gone.
+    assert await h.backend.history("feed:2", positions[3]) is None
+
+
+async def test_other_epoch_is_not_recoverable(h: Harness) -> None:
+    first = await h.backend.publish("user:3", b"{}")
+    await h.backend.publish("user:3", b"{}")
+    assert await h.backend.history("user:3", Position(first.offset, first.epoch + "x")) is None
+    assert await h.backend.history("user:3", Position("0", "")) is None
+
+
+@pytest.mark.parametrize("offset", ["", "abc", "-1", "1.5", " 1", "1 ", "\u0661", "1-", "--"])
+async def test_unparseable_offset_is_not_recoverable(h: Harness, offset: str) -> None:
+    position = await h.backend.publish("public", b"{}")
+    assert await h.backend.history("public", Position(offset, position.epoch)) is None
+
+
+async def test_offset_never_given_out_is_not_recoverable(h: Harness) -> None:
+    position = await h.backend.publish("public", b"{}")
+    future = Position("999999", position.epoch)
+    assert await h.backend.history("public", future) is None
+
+
+async def test_unknown_channel_history_is_not_recoverable(h: Harness) -> None:
+    assert await h.backend.history("post:404", Position("0", "some-epoch")) is None
+
+
+async def test_subscribed_channel_is_delivered_in_order(h: Harness) -> None:
+    await h.backend.subscribe("feed:5")
+    positions = [await h.backend.publish("feed:5", b'{"n":%d}' % i) for i in range(3)]
+    await h.wait_for(3)
+    assert h.received == [("feed:5", p, b'{"n":%d}' % i) for i, p in enumerate(positions)]
+
+
+async def test_unsubscribed_and_never_subscribed_channels_are_not_delivered(h: Harness) -> None:
+    await h.backend.subscribe("a")
+    await h.backend.subscribe("b")
+    await h.backend.publish("b", b'{"before":1}')
+    await h.wait_for(1)
+    await h.backend.unsubscribe("b")
+    await h.backend.unsubscribe("b")  # idempotent
+    await h.backend.publish("b", b'{"after":1}')
+    await h.backend.publish("c", b'{"never":1}')
+    sentinel = await h.backend.publish("a", b'{"sentinel":1}')
+    await h.wait_for(2)
+    await asyncio.sleep(0.05)  # room for a stray late delivery to show up
+    assert h.received == [
+        ("b", h.received[0][1], b'{"before":1}'),
+        ("a", sentinel, b'{"sentinel":1}'),
+    ]
+
+
+async def test_resubscribe_after_unsubscribe_delivers_again(h: Harness) -> None:
+    await h.backend.subscribe("public")
+    await h.backend.unsubscribe("public")
+    await h.backend.subscribe("public")
+    position = await h.backend.publish("public", b"{}")
+    await h.wait_for(1)
+    assert h.received == [("public", position, b"{}")]
+
+
+async def test_many_channels_keep_separate_histories_and_order(h: Harness) -> None:
+    channels = [f"post:{i}" for i in range(1, 201)]
+    starts = {c: await h.backend.current(c) for c in channels}
+    for c in channels:
+        await h.backend.subscribe(c)
+    published: dict[str, list[tuple[Position, bytes]]] = {c: [] for c in channels}
+    for round_ in range(3):
+        for c in channels:
+            payload = b'{"c":"%s","r":%d}' % (c.encode(), round_)
+            published[c].append((await h.backend.publish(c, payload), payload))
+
+    for c in channels:
+        assert await h.backend.history(c, starts[c]) == published[c]
+    await h.wait_for(600)
+    for c in channels:
+        assert [(p, b) for ch, p, b in h.received if ch == c] == published[c]
