@@ -1,8 +1,9 @@
 """Event-log consumers: what happens after a write commits.
 
-Delivery is at least once, so every consumer is idempotent: notifications take the id of
-the event that caused them (a replay rewrites nothing), live pushes may repeat (clients
-dedupe by channel offset) and feed fan-out is a set insert.
+Delivery is at least once, so every consumer is idempotent where it stores something:
+notifications take the id of the event that caused them (a replay rewrites nothing) and
+feed fan-out is a set insert. A live push replayed after a crash is published again under
+a new offset; its payload carries the entity id, so clients apply it idempotently.
 Each consumer names its recipients explicitly, like Zulip's send_event(realm, event, users).
 """
 

@@ -310,3 +310,7 @@ class SessionRevoker(Protocol):
     async def revoke_session(self, user_id: int, session_id: str) -> None:
         """Close live sockets authenticated by this login (logout: close code 4401)."""
         ...
+
+    async def revoke_user(self, user_id: int) -> None:
+        """Close every live socket of the user (logout everywhere, password change)."""
+        ...

@@ -37,7 +37,8 @@ def username(value: str) -> str:
 
 def email(value: str) -> str:
     address = value.strip()
-    if len(address) > EMAIL_MAX or not EMAIL_RE.fullmatch(address):
+    # Control characters (NUL above all: PostgreSQL text cannot hold it) are never valid.
+    if len(address) > EMAIL_MAX or not address.isprintable() or not EMAIL_RE.fullmatch(address):
         raise _fail("email", "email is not a valid address")
     local, _, domain_part = address.rpartition("@")
     # The domain part is case-insensitive by definition; the local part is kept as given
@@ -94,4 +95,6 @@ def search_query(value: str) -> str:
         raise _fail("q", "q must not be blank")
     if len(query) > SEARCH_QUERY_MAX:
         raise _fail("q", f"q must be at most {SEARCH_QUERY_MAX} characters")
+    if "\x00" in query:
+        raise _fail("q", "q must not contain NUL characters")
     return query

@@ -60,7 +60,12 @@ class AuthService:
         self._revoker = revoker
 
     async def login(self, login: str, password: str) -> TokenPair:
-        if not login or len(password.encode("utf-8")) > validation.PASSWORD_MAX_BYTES:
+        # A NUL never matches an account, and PostgreSQL refuses it in a query parameter.
+        if (
+            not login
+            or "\x00" in login
+            or len(password.encode("utf-8")) > validation.PASSWORD_MAX_BYTES
+        ):
             await self._hasher.burn(password[:64])
             raise _invalid_credentials()
         account = await self._ctx.store.users.find_by_login(login.strip())
@@ -112,6 +117,8 @@ class AuthService:
         async with self._ctx.store.transaction():
             await self._ctx.store.users.bump_token_version(user_id)
             await self._ctx.store.refresh_tokens.revoke_user(user_id, self._ctx.clock.now())
+        if self._revoker is not None:
+            await self._revoker.revoke_user(user_id)
 
     async def change_password(self, user_id: int, old_password: str, new_password: str) -> None:
         account = await self._ctx.store.users.get(user_id)
@@ -123,6 +130,8 @@ class AuthService:
             await self._ctx.store.users.set_password_hash(user_id, new_hash)
             await self._ctx.store.users.bump_token_version(user_id)
             await self._ctx.store.refresh_tokens.revoke_user(user_id, self._ctx.clock.now())
+        if self._revoker is not None:
+            await self._revoker.revoke_user(user_id)
 
     async def authenticate(self, access_token: str) -> Principal:
         """Verify a token and that its account still honours it (token_version)."""

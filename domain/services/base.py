@@ -21,11 +21,11 @@ async def visible_user(ctx: Context, user_id: int, viewer_id: int | None) -> Acc
     (a block hides you from the blocker, and 404 does not confirm the account exists)."""
     account = await ctx.store.users.get(user_id)
     if account is None:
-        raise NotFound("user not found", code="user_not_found")
+        raise NotFound("user not found")
     if viewer_id is not None and viewer_id != user_id:
         rel = await ctx.store.relations.relationship(viewer_id, user_id)
         if rel.blocked_by:
-            raise NotFound("user not found", code="user_not_found")
+            raise NotFound("user not found")
     return account
 
 
@@ -33,11 +33,11 @@ async def visible_post(ctx: Context, post_id: int, viewer_id: int | None) -> Pos
     """A live post the viewer may see: deleted posts and posts across a block are 404."""
     post = await ctx.store.posts.get(post_id)
     if post is None or post.deleted_at is not None:
-        raise NotFound("post not found", code="post_not_found")
+        raise NotFound("post not found")
     if (
         viewer_id is not None
         and viewer_id != post.author_id
         and await ctx.store.relations.blocked_either_way(viewer_id, post.author_id)
     ):
-        raise NotFound("post not found", code="post_not_found")
+        raise NotFound("post not found")
     return post

@@ -37,11 +37,11 @@ class MediaService:
     async def get(self, media_id: int) -> Media:
         media = await self._ctx.store.media.get(media_id)
         if media is None:
-            raise NotFound("media not found", code="media_not_found")
+            raise NotFound("media not found")
         return media
 
     async def read(self, media: Media) -> bytes:
         data = await self._blobs.get(media.sha256)
         if data is None:
-            raise NotFound("media not found", code="media_not_found")
+            raise NotFound("media not found")
         return data

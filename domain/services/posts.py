@@ -64,7 +64,7 @@ class PostService:
             assert key is not None
             winner = await store.posts.get_by_idempotency_key(author_id, key)
             if winner is None:
-                raise NotFound("post not found", code="post_not_found")
+                raise NotFound("post not found")
             return winner, False
         return post, True
 
@@ -75,7 +75,7 @@ class PostService:
         store = self._ctx.store
         post = await store.posts.get(post_id)
         if post is None or post.deleted_at is not None:
-            raise NotFound("post not found", code="post_not_found")
+            raise NotFound("post not found")
         if post.author_id != actor_id:
             raise Forbidden("only the author can delete a post")
         now = self._ctx.clock.now()

@@ -8,7 +8,7 @@ from domain import validation
 from domain.errors import Forbidden, ValidationFailed
 from domain.events import NotificationsRead
 from domain.models import Account, Notification, Post
-from domain.pagination import PageRequest
+from domain.pagination import MAX_LIMIT, PageRequest
 from domain.ports import FeedStore, SearchIndex
 from domain.services.base import Context
 
@@ -21,11 +21,31 @@ class FeedService:
         self._feed = feed
 
     async def home(self, user_id: int, page: PageRequest) -> list[Post]:
-        ids = await self._feed.page(user_id, page)
-        posts = await self._ctx.store.posts.get_many(ids)
         # Blocks are filtered at read time too: a cached feed may predate the block.
         hidden = await self._ctx.store.relations.block_set(user_id)
-        return [posts[i] for i in ids if i in posts and posts[i].author_id not in hidden]
+        visible: dict[int, Post] = {}
+        cursor = page
+        while True:
+            ids = await self._feed.page(user_id, cursor)
+            posts = await self._ctx.store.posts.get_many(ids)
+            visible.update(
+                (i, posts[i]) for i in ids if i in posts and posts[i].author_id not in hidden
+            )
+            if len(ids) < cursor.limit or len(visible) >= page.limit:
+                break
+            # Filtered entries must not cut the page short: an empty page reads as the end
+            # of the feed. Read on past them, a full page at a time; stale entries are
+            # bounded by the cached feed's cap, so this ends quickly.
+            if page.min_id is not None:
+                cursor = PageRequest(
+                    limit=MAX_LIMIT, max_id=page.max_id, since_id=page.since_id, min_id=max(ids)
+                )
+            else:
+                cursor = PageRequest(limit=MAX_LIMIT, max_id=min(ids), since_id=page.since_id)
+        ordered = sorted(visible, reverse=True)
+        # min_id pages forward: the oldest `limit` items after it, still newest first.
+        kept = ordered[-page.limit :] if page.min_id is not None else ordered[: page.limit]
+        return [visible[i] for i in kept]
 
 
 class NotificationService:

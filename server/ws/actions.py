@@ -111,7 +111,7 @@ async def _notifications_read(s: ActionServices, uid: int, r: p.NotificationsRea
 
 
 async def _search(s: ActionServices, uid: int, r: p.Search) -> Any:
-    page = PageRequest.of()
+    page = _page(r.limit, r.max_id)
     if r.type == "users":
         accounts = await s.search.users(r.q, uid, page)
         users = [UserView.of(a) for a in accounts]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from litestar import WebSocket, websocket
+from litestar.handlers import WebsocketRouteHandler
 
 from server.ws.session import LiveContext, Session
 
@@ -23,12 +25,15 @@ def origin_allowed(origin: str, socket: WebSocket[Any, Any, Any], allowed: froze
     return bool(host) and origin == f"{scheme}://{host}"
 
 
-@websocket("/ws", name="ws")
-async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
-    live: LiveContext = socket.app.state.live
-    origin = socket.headers.get("origin")
-    allowed: frozenset[str] = socket.app.state.allowed_origins
-    if origin is not None and not origin_allowed(origin, socket, allowed):
-        await socket.close(code=_REFUSED, reason="origin not allowed")
-        return
-    await Session(socket, live).run()
+def make_ws_endpoint(
+    live: Callable[[], LiveContext], allowed_origins: frozenset[str]
+) -> WebsocketRouteHandler:
+    @websocket("/ws", name="ws")
+    async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
+        origin = socket.headers.get("origin")
+        if origin is not None and not origin_allowed(origin, socket, allowed_origins):
+            await socket.close(code=_REFUSED, reason="origin not allowed")
+            return
+        await Session(socket, live()).run()
+
+    return ws_endpoint

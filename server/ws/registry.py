@@ -65,6 +65,11 @@ class SessionRegistry:
         for session in doomed:
             await session.close(CloseCode.UNAUTHENTICATED, "logged out")
 
+    async def revoke_user(self, user_id: int) -> None:
+        """Logout everywhere / password change: every socket of the user closes with 4401."""
+        for session in list(self._by_user.get(user_id, ())):
+            await session.close(CloseCode.UNAUTHENTICATED, "logged out everywhere")
+
     async def close_all(self) -> None:
         """Shutdown: every socket is told `close_soon`, then closed with 4000 so clients
         resume on another instance."""

@@ -36,8 +36,8 @@ log = logging.getLogger("plaza.ws")
 # Heartbeat hint for clients: uvicorn pings every 20 s and drops a peer that has not
 # answered 20 s later, so a dead peer is gone within ~40 s (the protocol promises ~45 s).
 HEARTBEAT_S = 20
-# A client that keeps hammering after being told `rate_limited` this many times within one
-# refill window is not backing off: close with 4008.
+# A client that sends this many frames in a row after being told `rate_limited` (with no
+# accepted frame in between) is not backing off: close with 4008.
 RATE_LIMIT_STRIKES = 50
 # Before closing for a planned reason, give the writer this long to flush close_soon.
 FLUSH_SECONDS = 1.0

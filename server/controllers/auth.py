@@ -1,0 +1,91 @@
+"""POST /auth/*: register, login, refresh, logout, logout_all, password."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, post
+from litestar.params import JSONBody
+
+from domain.errors import ValidationFailed
+from domain.views import MeView, TokenPair
+from server.auth import client_ip
+from server.di import PrincipalDep, ServicesDep
+
+
+class RegisterIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    username: str
+    email: str
+    password: str
+
+
+class LoginIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One of `login`, `email` or `username` names the account (an email has an @)."""
+
+    password: str
+    login: str | None = None
+    email: str | None = None
+    username: str | None = None
+
+    def identifier(self) -> str:
+        for value in (self.login, self.email, self.username):
+            if value:
+                return value
+        raise ValidationFailed("give login, email or username", details={"field": "login"})
+
+
+class RefreshIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    refresh_token: str
+
+
+class PasswordIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    old_password: str
+    new_password: str
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ("auth",)
+
+    @post("/register", status_code=201)
+    async def register(
+        self, request: Request[Any, Any, Any], data: JSONBody[RegisterIn], services: ServicesDep
+    ) -> MeView:
+        services.limits.auth.hit(client_ip(request))
+        account = await services.accounts.register(data.username, data.email, data.password)
+        return MeView.of_me(account)
+
+    @post("/login", status_code=200)
+    async def login(
+        self, request: Request[Any, Any, Any], data: JSONBody[LoginIn], services: ServicesDep
+    ) -> TokenPair:
+        services.limits.auth.hit(client_ip(request))
+        return await services.auth.login(data.identifier(), data.password)
+
+    @post("/refresh", status_code=200)
+    async def refresh(
+        self, request: Request[Any, Any, Any], data: JSONBody[RefreshIn], services: ServicesDep
+    ) -> TokenPair:
+        services.limits.auth.hit(client_ip(request))
+        return await services.auth.refresh(data.refresh_token)
+
+    @post("/logout", status_code=204)
+    async def logout(self, data: JSONBody[RefreshIn], services: ServicesDep) -> None:
+        await services.auth.logout(data.refresh_token)
+
+    @post("/logout_all", status_code=204)
+    async def logout_all(self, principal: PrincipalDep, services: ServicesDep) -> None:
+        await services.auth.logout_everywhere(principal.user_id)
+
+    @post("/password", status_code=204)
+    async def change_password(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[PasswordIn],
+        principal: PrincipalDep,
+        services: ServicesDep,
+    ) -> None:
+        # Per IP like login: a stolen access token must not buy unlimited password guesses.
+        services.limits.auth.hit(client_ip(request))
+        await services.auth.change_password(principal.user_id, data.old_password, data.new_password)

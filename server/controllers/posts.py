@@ -1,0 +1,130 @@
+"""/posts: create (idempotent with a key), read, delete, likes and comments."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import FromPath, HeaderParameter, JSONBody
+
+from domain.ids import parse_id
+from domain.views import CommentView, PostView, UserView
+from server.di import ActorDep, PageDep, ServicesDep, ViewerDep
+from server.pagination import paged
+
+
+class PostIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    content: str
+    # Ids travel as strings (a 64-bit id loses precision as a JavaScript number).
+    media_ids: list[str] = msgspec.field(default_factory=list)
+
+    def media(self) -> list[int]:
+        return [parse_id(m, "media_ids") for m in self.media_ids]
+
+
+class CommentIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    content: str
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        required=False,
+        description="Retrying with the same key returns the first post instead of a second",
+    ),
+]
+
+
+class PostsController(Controller):
+    path = "/posts"
+    tags = ("posts",)
+
+    @post("/")
+    async def create(
+        self,
+        data: JSONBody[PostIn],
+        actor: ActorDep,
+        services: ServicesDep,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[PostView]:
+        created_post, created = await services.posts.create(
+            actor.user_id, data.content, data.media(), idempotency_key
+        )
+        view = await services.presenter.post(created_post, actor.user_id)
+        # 201 for a new post; 200 when the key was seen: the client learns it was a replay.
+        return Response(view, status_code=201 if created else 200)
+
+    @get("/{post_id:str}")
+    async def get_post(
+        self, post_id: FromPath[str], viewer: ViewerDep, services: ServicesDep
+    ) -> PostView:
+        viewer_id = viewer.user_id if viewer else None
+        found = await services.posts.get(parse_id(post_id, "post_id"), viewer_id)
+        return await services.presenter.post(found, viewer_id)
+
+    @delete("/{post_id:str}", status_code=204)
+    async def delete_post(
+        self, post_id: FromPath[str], actor: ActorDep, services: ServicesDep
+    ) -> None:
+        await services.posts.delete(parse_id(post_id, "post_id"), actor.user_id)
+
+    @post("/{post_id:str}/likes", status_code=200)
+    async def like(
+        self, post_id: FromPath[str], actor: ActorDep, services: ServicesDep
+    ) -> PostView:
+        liked = await services.posts.like(parse_id(post_id, "post_id"), actor.user_id)
+        return await services.presenter.post(liked, actor.user_id)
+
+    @delete("/{post_id:str}/likes", status_code=200)
+    async def unlike(
+        self, post_id: FromPath[str], actor: ActorDep, services: ServicesDep
+    ) -> PostView:
+        unliked = await services.posts.unlike(parse_id(post_id, "post_id"), actor.user_id)
+        return await services.presenter.post(unliked, actor.user_id)
+
+    @get("/{post_id:str}/likes")
+    async def likers(
+        self,
+        request: Request[Any, Any, Any],
+        post_id: FromPath[str],
+        viewer: ViewerDep,
+        page: PageDep,
+        services: ServicesDep,
+    ) -> Response[list[UserView]]:
+        viewer_id = viewer.user_id if viewer else None
+        edges = await services.posts.likers(parse_id(post_id, "post_id"), viewer_id, page)
+        hidden = await services.ctx.store.relations.block_set(viewer_id) if viewer_id else set()
+        users = await services.presenter.users(
+            [e.user_id for e in edges if e.user_id not in hidden]
+        )
+        return paged(request, users, [e.id for e in edges])
+
+    @post("/{post_id:str}/comments", status_code=201)
+    async def comment(
+        self,
+        post_id: FromPath[str],
+        data: JSONBody[CommentIn],
+        actor: ActorDep,
+        services: ServicesDep,
+    ) -> CommentView:
+        created, _count = await services.posts.comment(
+            parse_id(post_id, "post_id"), actor.user_id, data.content
+        )
+        views = await services.presenter.comments([created])
+        return views[0]
+
+    @get("/{post_id:str}/comments")
+    async def comments(
+        self,
+        request: Request[Any, Any, Any],
+        post_id: FromPath[str],
+        viewer: ViewerDep,
+        page: PageDep,
+        services: ServicesDep,
+    ) -> Response[list[CommentView]]:
+        viewer_id = viewer.user_id if viewer else None
+        items = await services.posts.comments(parse_id(post_id, "post_id"), viewer_id, page)
+        views = await services.presenter.comments(items)
+        return paged(request, views, [c.id for c in items])

@@ -1,0 +1,181 @@
+"""/users: profiles, a user's posts and follow lists, follow and block, notifications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.params import FromPath, JSONBody
+
+from domain.ids import parse_id
+from domain.models import ProfileChanges
+from domain.views import (
+    MeView,
+    NotificationView,
+    PostView,
+    RelationshipView,
+    UserView,
+)
+from server.di import ActorDep, PageDep, PrincipalDep, ServicesDep, ViewerDep
+from server.pagination import paged
+
+
+class ProfileIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The fields a user may change; anything else (id, username, email, counts, a
+    password hash) is an unknown field and refused with 422, never silently ignored."""
+
+    display_name: str | msgspec.UnsetType = msgspec.UNSET
+    bio: str | msgspec.UnsetType = msgspec.UNSET
+    avatar_media_id: str | msgspec.UnsetType | None = msgspec.UNSET
+
+    def changes(self) -> ProfileChanges:
+        avatar: int | msgspec.UnsetType | None = msgspec.UNSET
+        if isinstance(self.avatar_media_id, str):
+            avatar = parse_id(self.avatar_media_id, "avatar_media_id")
+        elif self.avatar_media_id is None:
+            avatar = None
+        return ProfileChanges(display_name=self.display_name, bio=self.bio, avatar_media_id=avatar)
+
+
+class UsersController(Controller):
+    path = "/users"
+    tags = ("users",)
+
+    @get("/me")
+    async def me(self, principal: PrincipalDep, services: ServicesDep) -> MeView:
+        account = await services.accounts.get(principal.user_id, principal.user_id)
+        return MeView.of_me(account)
+
+    @get("/{user_id:str}")
+    async def get_user(
+        self, user_id: FromPath[str], viewer: ViewerDep, services: ServicesDep
+    ) -> UserView:
+        uid = parse_id(user_id, "user_id")
+        viewer_id = viewer.user_id if viewer else None
+        account = await services.accounts.get(uid, viewer_id)
+        # Your own profile includes your email; nobody else's does.
+        return MeView.of_me(account) if viewer_id == uid else UserView.of(account)
+
+    @put("/{user_id:str}")
+    async def replace_profile(
+        self,
+        user_id: FromPath[str],
+        data: JSONBody[ProfileIn],
+        actor: ActorDep,
+        services: ServicesDep,
+    ) -> MeView:
+        return await self._update(user_id, data, actor, services)
+
+    @patch("/{user_id:str}")
+    async def update_profile(
+        self,
+        user_id: FromPath[str],
+        data: JSONBody[ProfileIn],
+        actor: ActorDep,
+        services: ServicesDep,
+    ) -> MeView:
+        return await self._update(user_id, data, actor, services)
+
+    async def _update(
+        self, user_id: str, data: JSONBody[ProfileIn], actor: ActorDep, services: ServicesDep
+    ) -> MeView:
+        uid = parse_id(user_id, "user_id")
+        changes = data.changes()
+        account = await services.accounts.update_profile(uid, actor.user_id, changes)
+        return MeView.of_me(account)
+
+    @get("/{user_id:str}/posts")
+    async def posts(
+        self,
+        request: Request[Any, Any, Any],
+        user_id: FromPath[str],
+        viewer: ViewerDep,
+        page: PageDep,
+        services: ServicesDep,
+    ) -> Response[list[PostView]]:
+        viewer_id = viewer.user_id if viewer else None
+        items = await services.posts.by_author(parse_id(user_id, "user_id"), viewer_id, page)
+        views = await services.presenter.posts(items, viewer_id)
+        return paged(request, views, [p.id for p in items])
+
+    @get("/{user_id:str}/followers")
+    async def followers(
+        self,
+        request: Request[Any, Any, Any],
+        user_id: FromPath[str],
+        viewer: ViewerDep,
+        page: PageDep,
+        services: ServicesDep,
+    ) -> Response[list[UserView]]:
+        viewer_id = viewer.user_id if viewer else None
+        edges, accounts = await services.social.followers(
+            parse_id(user_id, "user_id"), viewer_id, page
+        )
+        views = [UserView.of(accounts[e.user_id]) for e in edges if e.user_id in accounts]
+        return paged(request, views, [e.id for e in edges])
+
+    @get("/{user_id:str}/following")
+    async def following(
+        self,
+        request: Request[Any, Any, Any],
+        user_id: FromPath[str],
+        viewer: ViewerDep,
+        page: PageDep,
+        services: ServicesDep,
+    ) -> Response[list[UserView]]:
+        viewer_id = viewer.user_id if viewer else None
+        edges, accounts = await services.social.following(
+            parse_id(user_id, "user_id"), viewer_id, page
+        )
+        views = [UserView.of(accounts[e.user_id]) for e in edges if e.user_id in accounts]
+        return paged(request, views, [e.id for e in edges])
+
+    @get("/{user_id:str}/relationship")
+    async def relationship(
+        self, user_id: FromPath[str], principal: PrincipalDep, services: ServicesDep
+    ) -> RelationshipView:
+        rel = await services.social.relationship(principal.user_id, parse_id(user_id, "user_id"))
+        return RelationshipView.of(rel)
+
+    @post("/{user_id:str}/follow", status_code=200)
+    async def follow(
+        self, user_id: FromPath[str], actor: ActorDep, services: ServicesDep
+    ) -> RelationshipView:
+        rel = await services.social.follow(actor.user_id, parse_id(user_id, "user_id"))
+        return RelationshipView.of(rel)
+
+    @delete("/{user_id:str}/follow", status_code=200)
+    async def unfollow(
+        self, user_id: FromPath[str], actor: ActorDep, services: ServicesDep
+    ) -> RelationshipView:
+        rel = await services.social.unfollow(actor.user_id, parse_id(user_id, "user_id"))
+        return RelationshipView.of(rel)
+
+    @post("/{user_id:str}/block", status_code=200)
+    async def block(
+        self, user_id: FromPath[str], actor: ActorDep, services: ServicesDep
+    ) -> RelationshipView:
+        rel = await services.social.block(actor.user_id, parse_id(user_id, "user_id"))
+        return RelationshipView.of(rel)
+
+    @delete("/{user_id:str}/block", status_code=200)
+    async def unblock(
+        self, user_id: FromPath[str], actor: ActorDep, services: ServicesDep
+    ) -> RelationshipView:
+        rel = await services.social.unblock(actor.user_id, parse_id(user_id, "user_id"))
+        return RelationshipView.of(rel)
+
+    @get("/{user_id:str}/notifications")
+    async def notifications(
+        self,
+        request: Request[Any, Any, Any],
+        user_id: FromPath[str],
+        principal: PrincipalDep,
+        page: PageDep,
+        services: ServicesDep,
+    ) -> Response[list[NotificationView]]:
+        owner = parse_id(user_id, "user_id")
+        items = await services.notifications.page(owner, principal.user_id, page)
+        views = await services.presenter.notifications(items)
+        return paged(request, views, [n.id for n in items])

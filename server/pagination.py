@@ -1,0 +1,83 @@
+"""List paging over REST: query parameters in, `Link` header out (Mastodon's scheme).
+
+Parameters are taken as strings and parsed here so that `limit=abc` or `max_id=-1` is a
+422 with our error shape instead of a framework error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
+
+from litestar import Request, Response
+from litestar.datastructures import URL
+from litestar.params import QueryParameter
+
+from domain.errors import ValidationFailed
+from domain.ids import parse_id
+from domain.pagination import PageRequest
+
+T = TypeVar("T")
+
+_CURSORS = ("max_id", "since_id", "min_id")
+
+
+def _limit(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
+        raise ValidationFailed("limit must be a positive integer", details={"field": "limit"})
+    return int(raw)
+
+
+def _cursor(raw: str | None, field: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    return parse_id(raw, field)
+
+
+def provide_page(
+    limit: Annotated[
+        str | None, QueryParameter(name="limit", description="1-40, default 20 (larger: 40)")
+    ] = None,
+    max_id: Annotated[str | None, QueryParameter(name="max_id", description="older than")] = None,
+    since_id: Annotated[
+        str | None, QueryParameter(name="since_id", description="the newest items newer than it")
+    ] = None,
+    min_id: Annotated[
+        str | None, QueryParameter(name="min_id", description="the items right after it")
+    ] = None,
+) -> PageRequest:
+    """Litestar dependency `page`: the documented query parameters of every list."""
+    return PageRequest.of(
+        limit=_limit(limit),
+        max_id=_cursor(max_id, "max_id"),
+        since_id=_cursor(since_id, "since_id"),
+        min_id=_cursor(min_id, "min_id"),
+    )
+
+
+def link_header(request: Request[Any, Any, Any], cursors: Sequence[int]) -> str | None:
+    """`<...max_id=last>; rel="next", <...min_id=first>; rel="prev"`, keeping the other
+    query parameters (q, type, limit). None for an empty page: there is nothing to page
+    from (a client at the end stops; one at the top polls with its own min_id)."""
+    if not cursors:
+        return None
+    url = URL(str(request.url))
+    base = [(k, v) for k, v in url.query_params.multi_items() if k not in _CURSORS]
+    next_url = url.with_replacements(query=_encode([*base, ("max_id", str(cursors[-1]))]))
+    prev_url = url.with_replacements(query=_encode([*base, ("min_id", str(cursors[0]))]))
+    return f'<{next_url}>; rel="next", <{prev_url}>; rel="prev"'
+
+
+def _encode(items: list[tuple[str, str]]) -> str:
+    return urlencode(items)
+
+
+def paged(
+    request: Request[Any, Any, Any], items: list[T], cursors: Sequence[int]
+) -> Response[list[T]]:
+    """A list response: the JSON array and its Link header."""
+    link = link_header(request, cursors)
+    return Response(items, headers={"Link": link} if link else None)

@@ -1,0 +1,62 @@
+"""open_storage: everything the server needs from storage/, built from one URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from piccolo.engine.base import Engine
+
+from storage.db import Database
+from storage.engine import EngineKind, close_engine, open_engine
+from storage.feed import SqlFeedStore
+from storage.migrate import migrate
+from storage.outbox import SqlOutboxReader
+from storage.search import SqlSearchIndex
+from storage.store import SqlStore
+
+
+@dataclass(eq=False)
+class Storage:
+    engine: Engine[Any]
+    db: Database
+    store: SqlStore
+    outbox_reader: SqlOutboxReader
+    feed: SqlFeedStore
+    search: SqlSearchIndex
+
+    @property
+    def kind(self) -> EngineKind:
+        return self.db.kind
+
+    async def ping(self) -> None:
+        """Raises when the database cannot answer (readiness checks)."""
+        await self.db.fetchval("SELECT 1 AS ok")
+
+    async def close(self) -> None:
+        await close_engine(self.engine)
+
+
+async def open_storage(
+    database_url: str, *, run_migrations: bool = False, pool_max_size: int | None = None
+) -> Storage:
+    """Open the database at `database_url` (sqlite path/URL or postgresql://).
+
+    With run_migrations (embedded start) pending migrations are applied first; otherwise
+    the schema is assumed current (`plaza migrate` / the release step ran)."""
+    if run_migrations:
+        await migrate(database_url)
+    engine = (
+        await open_engine(database_url)
+        if pool_max_size is None
+        else await open_engine(database_url, pool_max_size=pool_max_size)
+    )
+    db = Database(engine)
+    return Storage(
+        engine=engine,
+        db=db,
+        store=SqlStore(db),
+        outbox_reader=SqlOutboxReader(db),
+        feed=SqlFeedStore(db),
+        search=SqlSearchIndex(db),
+    )

@@ -1,0 +1,90 @@
+"""Mastodon's cursor semantics: max_id (older than), since_id (newest newer than),
+min_id (the items right after, paging forward). Always newest first."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.errors import ValidationFailed
+from domain.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageRequest, apply_page
+
+IDS = list(range(100, 0, -1))  # 100..1, newest first
+
+
+def test_defaults() -> None:
+    page = PageRequest.of()
+    assert page == PageRequest(limit=DEFAULT_LIMIT)
+    assert DEFAULT_LIMIT == 20
+
+
+@pytest.mark.parametrize(("asked", "got"), [(1, 1), (40, 40), (41, 40), (100, 40), (10**9, 40)])
+def test_limit_is_clamped_not_refused(asked: int, got: int) -> None:
+    assert PageRequest.of(limit=asked).limit == got == min(asked, MAX_LIMIT)
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_limit_below_one_is_refused(limit: int) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        PageRequest.of(limit=limit)
+    assert info.value.details == {"field": "limit"}
+
+
+@pytest.mark.parametrize("field", ["max_id", "since_id", "min_id"])
+def test_negative_cursor_is_refused(field: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        PageRequest.of(**{field: -5})
+    assert info.value.details == {"field": field}
+
+
+def test_with_limit_keeps_cursors() -> None:
+    page = PageRequest.of(limit=5, max_id=9, since_id=2, min_id=3)
+    assert page.with_limit(7) == PageRequest(limit=7, max_id=9, since_id=2, min_id=3)
+
+
+def test_first_page_is_the_newest() -> None:
+    assert apply_page(IDS, PageRequest(limit=3)) == [100, 99, 98]
+
+
+def test_max_id_is_exclusive_and_pages_back() -> None:
+    first = apply_page(IDS, PageRequest(limit=3))
+    second = apply_page(IDS, PageRequest(limit=3, max_id=first[-1]))
+    assert second == [97, 96, 95]
+
+
+def test_paging_back_visits_every_item_once() -> None:
+    seen: list[int] = []
+    page = PageRequest(limit=7)
+    while items := apply_page(IDS, page):
+        seen.extend(items)
+        page = PageRequest(limit=7, max_id=items[-1])
+    assert seen == IDS
+
+
+def test_since_id_gives_the_newest_items_above_it() -> None:
+    # With a gap larger than the limit, since_id returns the NEWEST ones (a gap remains).
+    assert apply_page(IDS, PageRequest(limit=3, since_id=10)) == [100, 99, 98]
+    assert apply_page(IDS, PageRequest(limit=3, since_id=98)) == [100, 99]
+
+
+def test_min_id_gives_the_items_right_after_it() -> None:
+    # Paging forward: the oldest `limit` items newer than min_id, still newest first.
+    assert apply_page(IDS, PageRequest(limit=3, min_id=10)) == [13, 12, 11]
+
+
+def test_paging_forward_with_min_id_visits_every_item_once() -> None:
+    seen: list[int] = []
+    page = PageRequest(limit=6, min_id=0)
+    while items := apply_page(IDS, page):
+        seen.extend(reversed(items))
+        page = PageRequest(limit=6, min_id=items[0])
+    assert seen == sorted(IDS)
+
+
+def test_max_and_since_together_bound_a_window() -> None:
+    assert apply_page(IDS, PageRequest(limit=40, max_id=15, since_id=11)) == [14, 13, 12]
+
+
+def test_empty_and_past_the_end() -> None:
+    assert apply_page([], PageRequest()) == []
+    assert apply_page(IDS, PageRequest(max_id=1)) == []
+    assert apply_page(IDS, PageRequest(min_id=100)) == []

@@ -1,0 +1,185 @@
+"""A REST client bound to one in-process app, with helpers for the common steps.
+
+Requests go through httpx's ASGITransport in the test's own event loop (not Litestar's
+TestClient, whose portal thread runs the app on another loop and serialises requests):
+concurrent requests then really interleave, and PostgreSQL pools stay on one loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+from litestar import Litestar
+
+from domain.consumers import FeedConsumer, LiveConsumer, NotificationConsumer, dispatch
+from domain.events import decode_event
+from server.app import create_app
+from server.services import Services
+from server.settings import Settings
+
+PASSWORD = "correct horse battery"
+SECRET = "test-secret-key-" + "x" * 32
+_names = itertools.count(1)
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "secret_key": SECRET,
+        "media_dir": tmp_path / "media",
+        # Tests register and write far faster than people; the limits have their own tests.
+        "rate_auth_per_ip_per_minute": 100_000,
+        "rate_writes_per_user_per_minute": 100_000,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class User:
+    id: str
+    username: str
+    email: str
+    access_token: str
+    refresh_token: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Api:
+    def __init__(self, app: Litestar, client: httpx.AsyncClient) -> None:
+        self.app = app
+        self.http = client
+
+    @property
+    def services(self) -> Services:
+        return cast(Services, self.app.state.services)
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.http.request(method, f"/api/v1{path}", **kwargs)
+
+    async def get(self, path: str, user: User | None = None, **kw: Any) -> httpx.Response:
+        return await self.request("GET", path, headers=_auth(user, kw), **kw)
+
+    async def post(self, path: str, user: User | None = None, **kw: Any) -> httpx.Response:
+        return await self.request("POST", path, headers=_auth(user, kw), **kw)
+
+    async def put(self, path: str, user: User | None = None, **kw: Any) -> httpx.Response:
+        return await self.request("PUT", path, headers=_auth(user, kw), **kw)
+
+    async def patch(self, path: str, user: User | None = None, **kw: Any) -> httpx.Response:
+        return await self.request("PATCH", path, headers=_auth(user, kw), **kw)
+
+    async def delete(self, path: str, user: User | None = None, **kw: Any) -> httpx.Response:
+        return await self.request("DELETE", path, headers=_auth(user, kw), **kw)
+
+    async def user(self, name: str | None = None) -> User:
+        """Register and log in a fresh user."""
+        username = name or f"user{next(_names)}"
+        email = f"{username}@example.com"
+        r = await self.post(
+            "/auth/register", json={"username": username, "email": email, "password": PASSWORD}
+        )
+        assert r.status_code == 201, r.text
+        r = await self.post("/auth/login", json={"login": username, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        return User(
+            id=body["user"]["id"],
+            username=username,
+            email=email,
+            access_token=body["access_token"],
+            refresh_token=body["refresh_token"],
+            headers={"Authorization": f"Bearer {body['access_token']}"},
+        )
+
+    async def create_post(self, user: User, content: str = "hello", **kw: Any) -> dict[str, Any]:
+        r = await self.post("/posts", user, json={"content": content, **kw})
+        assert r.status_code == 201, r.text
+        return cast(dict[str, Any], r.json())
+
+    async def drain(self) -> int:
+        """Run the event-log consumers over the outbox until it is empty (the relay's job
+        in a running server; tests step it by hand). Returns how many events ran."""
+        services = self.services
+        reader = services.storage.outbox_reader
+        consumers = [
+            NotificationConsumer(services.ctx, services.publisher),
+            LiveConsumer(services.ctx, services.publisher),
+            FeedConsumer(services.ctx, services.storage.feed),
+        ]
+        done = 0
+        while batch := await reader.pending(100):
+            for _, raw in batch:
+                await dispatch(consumers, decode_event(raw))
+            await reader.mark_relayed([oid for oid, _ in batch], datetime.now(UTC))
+            done += len(batch)
+        return done
+
+
+def _auth(user: User | None, kw: dict[str, Any]) -> dict[str, str]:
+    headers = dict(kw.pop("headers", None) or {})
+    if user is not None:
+        headers.setdefault("Authorization", f"Bearer {user.access_token}")
+    return headers
+
+
+@asynccontextmanager
+async def lifespan_task(app: Litestar) -> AsyncIterator[None]:
+    """Run the app's lifespan in a task of its own: it holds an anyio task group, which
+    must be left by the task that entered it (pytest runs fixture setup and teardown in
+    different tasks)."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(hold())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()  # startup failed: raise its error
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+@asynccontextmanager
+async def running_api(settings: Settings, **create: Any) -> AsyncIterator[Api]:
+    app = create_app(settings, migrate=True, **create)
+    transport = httpx.ASGITransport(app=app, client=("10.0.0.1", 4321))
+    async with (
+        lifespan_task(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        yield Api(app, client)
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> None:
+    """The one error shape: {"error": {"code", "message", "details"?}}."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert isinstance(body["error"]["code"], str) and isinstance(body["error"]["message"], str)
+    assert set(body["error"]) <= {"code", "message", "details"}
+    if code is not None:
+        assert body["error"]["code"] == code, body
+
+
+# Parametrize a test with this to run it on SQLite and on the real PostgreSQL.
+BOTH_BACKENDS = pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
