@@ -183,6 +183,8 @@ class NotificationsRead(_Request, tag="notifications.read", frozen=True):
 class Search(_Request, tag="search", frozen=True):
     q: str
     type: Literal["users", "posts"]
+    max_id: IdStr | None = None
+    limit: Limit | None = None
 
 
 Request = (

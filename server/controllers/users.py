@@ -57,6 +57,8 @@ class UsersController(Controller):
         # Your own profile includes your email; nobody else's does.
         return MeView.of_me(account) if viewer_id == uid else UserView.of(account)
 
+    # PUT behaves as PATCH: only the fields sent change. A profile has no field a client
+    # should be forced to resend, and a stale full copy must not undo another device's edit.
     @put("/{user_id:str}")
     async def replace_profile(
         self,

@@ -21,6 +21,7 @@ from litestar.exceptions import WebSocketDisconnect
 from channels import protocol as p
 from channels.hub import Hub, Subscriber, SubscriberClosed
 from channels.names import UnknownChannel, resolve
+from channels.names import parse_id as parse_channel_id
 from channels.queue import QueueClosed, QueueOverflowed
 from channels.ratelimit import InvalidFrameCounter, TokenBucket
 from domain.errors import DomainError, Forbidden, NotFound, Unauthorized
@@ -263,7 +264,10 @@ class Session:
         kind, sep, rest = name.partition(":")
         if sep and kind in ("feed", "notifications"):
             # Naming another user's private channel: it exists, and it is not yours.
-            if rest != str(user_id):
+            owner = parse_channel_id(rest)
+            if owner is None:
+                raise NotFound("unknown channel")
+            if owner != user_id:
                 raise Forbidden(f"{kind} of another user")
             name = kind
         try:

@@ -13,6 +13,7 @@ from api_world import Api, assert_error, make_settings, running_api
 from litestar import get
 from litestar.types import ControllerRouterHandler
 
+from domain.errors import Unavailable
 from server.services import Services
 
 ID_PARAM = re.compile(r"\{(\w+):str\}")
@@ -141,7 +142,11 @@ class Boom:
         async def boom() -> None:
             raise RuntimeError("secret-token-abc in a bug")
 
-        return [boom]
+        @get("/busy")
+        async def busy() -> None:
+            raise Unavailable("the database is restarting", retry_after=2.5)
+
+        return [boom, busy]
 
     @asynccontextmanager
     async def running(self, services: Services) -> AsyncIterator[None]:
@@ -166,6 +171,9 @@ async def test_unexpected_errors_are_a_bare_500_and_logged_without_secrets(
         assert logged == ["unhandled RuntimeError on GET /api/v1/boom"]
         assert "leaky" not in caplog.text and "t0k" not in caplog.text
         assert (await api.get("/ready")).json()["checks"] == {"database": "ok", "boom": "ok"}
+        r = await api.get("/busy")
+        assert_error(r, 503, "unavailable")
+        assert r.headers["Retry-After"] == "3"
 
 
 def _json() -> dict[str, str]:
