@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.support.live_server import running_server
 
 pytestmark = pytest.mark.e2e

@@ -204,3 +204,76 @@ async def test_logout_closes_that_logins_sockets(
         r = await http.post(f"{server.api}/auth/logout", json={"refresh_token": alice.refresh})
         assert r.status_code == 204
         assert await ws.closed_with() == 4401
+
+
+async def test_every_action_over_the_socket_matches_rest(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    api = server.api
+    me = await make_user(http, api, "me")
+    other = await make_user(http, api, "other")
+    async with await Ws.connect(server.ws_url, me.token) as ws:
+        rel = await ws.ok("user.follow", user_id=other.id)
+        assert rel == {
+            "user_id": other.id,
+            "following": True,
+            "followed_by": False,
+            "blocking": False,
+        }
+        r = await http.post(f"{api}/posts", json={"content": "other's words"}, headers=other.auth)
+        theirs = r.json()
+        post = await ws.ok("post.create", content="hello words", idempotency_key="k-1")
+        again = await ws.ok("post.create", content="hello words", idempotency_key="k-1")
+        assert again["id"] == post["id"]  # the same key never makes a second post
+        rest_post = (await http.get(f"{api}/posts/{post['id']}", headers=me.auth)).json()
+        assert rest_post == post
+        await ws.ok("post.like", post_id=theirs["id"])
+        comment = await ws.ok("comment.create", post_id=theirs["id"], content="a comment")
+        rest_comments = (await http.get(f"{api}/posts/{theirs['id']}/comments")).json()
+        assert rest_comments == [comment]
+
+        page = await ws.ok("feed.page", limit=1)
+        rest_feed = (await http.get(f"{api}/feed", params={"limit": 1}, headers=me.auth)).json()
+        assert page["items"] == rest_feed and page["next_max_id"] == rest_feed[-1]["id"]
+        older = await ws.ok("feed.page", max_id=page["next_max_id"], limit=40)
+        rest_older = (
+            await http.get(f"{api}/feed", params={"max_id": page["next_max_id"]}, headers=me.auth)
+        ).json()
+        assert older["items"] == rest_older and older["next_max_id"] is None
+
+        found = await ws.ok("search", q="words", type="posts")
+        assert {p["id"] for p in found["items"]} >= {post["id"], theirs["id"]}
+        users = await ws.ok("search", q=other.username, type="users")
+        assert [u["id"] for u in users["items"]] == [other.id]
+        bad = await ws.call("search", q="   ", type="posts")
+        assert bad["error"]["code"] == "validation_error"
+
+        await ws.ok("post.delete", post_id=post["id"])
+        gone = await http.get(f"{api}/posts/{post['id']}", headers=me.auth)
+        assert gone.status_code == 404
+        forbidden = await ws.call("post.delete", post_id=theirs["id"])
+        assert forbidden["error"]["code"] == "forbidden"
+
+        assert (await ws.ok("user.unfollow", user_id=other.id))["following"] is False
+        assert (await ws.ok("user.block", user_id=other.id))["blocking"] is True
+        assert (await ws.ok("user.unblock", user_id=other.id))["blocking"] is False
+        self_follow = await ws.call("user.follow", user_id=me.id)
+        assert self_follow["error"]["code"] == "cannot_follow_self"
+
+    # notifications.page / notifications.read, seen from the other side
+    async with await Ws.connect(server.ws_url, other.token) as ws:
+        for _ in range(50):  # the like/comment/follow notifications arrive via the relay
+            page = await ws.ok("notifications.page")
+            if len(page["items"]) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(n["kind"] for n in page["items"]) == ["comment", "follow", "like"]
+        rest_notes = (
+            await http.get(f"{api}/users/{other.id}/notifications", headers=other.auth)
+        ).json()
+        assert page["items"] == rest_notes
+        newest = page["items"][0]["id"]
+        assert await ws.ok("notifications.read", up_to_id=page["items"][1]["id"]) == {"count": 1}
+        assert await ws.ok("notifications.read") == {"count": 0}
+        after = (await http.get(f"{api}/notifications/unread_count", headers=other.auth)).json()
+        assert after == {"count": 0} and newest

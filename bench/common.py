@@ -1,0 +1,257 @@
+"""Shared pieces of the benchmarks: the server under test, users, sockets, /proc readings
+and percentiles. Everything stays on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.clients import User, make_user  # noqa: E402
+from tests.support.live_server import LiveServer, running_server  # noqa: E402
+
+__all__ = [
+    "BENCH_ENV",
+    "ROOT",
+    "User",
+    "create_users",
+    "fd_count",
+    "gather_limited",
+    "machine_info",
+    "nofile_limits",
+    "open_socket",
+    "percentiles",
+    "plaza_server",
+    "proc_cpu_seconds",
+    "raise_nofile",
+    "rss_kib",
+    "server_nofile",
+]
+
+# Like tests/e2e/conftest.py's TEST_ENV: the harness registers many users and writes many
+# posts from one loopback address, which is not what the per-IP / per-user limits are for.
+BENCH_ENV = {
+    "PLAZA_RATE_AUTH_PER_IP_PER_MINUTE": "100000",
+    "PLAZA_RATE_WRITES_PER_USER_PER_MINUTE": "100000",
+}
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def plaza_server(extra_env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    """An embedded `plaza serve` (SQLite + memory backend) in a fresh temporary directory."""
+    env = {**BENCH_ENV, **(extra_env or {})}
+    with tempfile.TemporaryDirectory(prefix="plaza-bench-") as tmp:
+        workdir = Path(tmp)
+        with running_server(workdir, env) as live:
+            try:
+                yield live
+            except BaseException:
+                log = live.log()
+                if log:
+                    print("--- server log (tail) ---", file=sys.stderr)
+                    print(log[-4000:], file=sys.stderr)
+                raise
+
+
+async def gather_limited(
+    factories: Iterable[Callable[[], Awaitable[T]]], limit: int
+) -> list[T]:
+    """Run the coroutines `factories` make, at most `limit` at a time, results in order."""
+    slots = asyncio.Semaphore(limit)
+
+    async def one(factory: Callable[[], Awaitable[T]]) -> T:
+        async with slots:
+            return await factory()
+
+    return await asyncio.gather(*(one(f) for f in factories))
+
+
+async def create_users(
+    http: httpx.AsyncClient, api: str, count: int, prefix: str, concurrency: int = 8
+) -> list[User]:
+    """Register and log in `count` users over REST (each costs two argon2 runs)."""
+    return await gather_limited(
+        [lambda: make_user(http, api, prefix) for _ in range(count)], concurrency
+    )
+
+
+async def open_socket(
+    url: str,
+    token: str,
+    channels: Sequence[str],
+    *,
+    compression: bool = True,
+    timeout: float = 10.0,
+) -> ClientConnection:
+    """A raw protocol socket authenticated by header and subscribed to `channels`."""
+    conn = await websockets.connect(
+        url,
+        additional_headers={"Authorization": f"Bearer {token}"},
+        compression="deflate" if compression else None,
+        open_timeout=timeout,
+        max_queue=None,
+    )
+    try:
+        for request_id, channel in enumerate(channels, start=1):
+            await conn.send(json.dumps({"id": request_id, "op": "subscribe", "channel": channel}))
+            while True:
+                reply = json.loads(await asyncio.wait_for(conn.recv(), timeout))
+                if reply.get("id") == request_id:
+                    break
+            if reply.get("ok") is not True:
+                raise RuntimeError(f"subscribe {channel!r} failed: {reply}")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+def percentiles(values: Sequence[float], digits: int = 2) -> dict[str, float | int]:
+    """count, p50, p90, p99, max and mean of `values` (inclusive quantile method)."""
+    if not values:
+        return {"count": 0}
+    if len(values) == 1:
+        v = round(values[0], digits)
+        return {"count": 1, "p50": v, "p90": v, "p99": v, "max": v, "mean": v}
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {
+        "count": len(values),
+        "p50": round(cuts[49], digits),
+        "p90": round(cuts[89], digits),
+        "p99": round(cuts[98], digits),
+        "max": round(max(values), digits),
+        "mean": round(statistics.fmean(values), digits),
+    }
+
+
+def _status_field(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])  # kB
+    raise RuntimeError(f"{field} not in /proc/{pid}/status")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of `pid` in KiB (VmRSS)."""
+    return _status_field(pid, "VmRSS")
+
+
+def hwm_kib(pid: int) -> int:
+    """Peak resident set size of `pid` in KiB (VmHWM)."""
+    return _status_field(pid, "VmHWM")
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU time `pid` has used (all its threads)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def nofile_limits() -> dict[str, int]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return {"soft": soft, "hard": hard}
+
+
+def raise_nofile(needed: int) -> dict[str, Any]:
+    """Raise this process's soft RLIMIT_NOFILE to `needed` (at most the hard limit).
+
+    Child processes (the server) inherit it. Returns the limits before and after.
+    """
+    before = nofile_limits()
+    soft, hard = before["soft"], before["hard"]
+    if soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    after = nofile_limits()
+    return {"needed": needed, "before": before, "after": after, "enough": after["soft"] >= needed}
+
+
+def server_nofile(pid: int) -> int | None:
+    """The server's soft open-files limit, from /proc/<pid>/limits."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft = line.split()[3]
+            return None if soft == "unlimited" else int(soft)
+    return None
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _mem_total_mib() -> int | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    return None
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def machine_info() -> dict[str, Any]:
+    status = _git("status", "--porcelain")
+    return {
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "mem_total_mib": _mem_total_mib(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "nofile": nofile_limits(),
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(status) if status is not None else None,
+        "versions": {
+            d: _version(d)
+            for d in ("litestar", "uvicorn", "websockets", "msgspec", "piccolo", "argon2-cffi")
+        },
+    }

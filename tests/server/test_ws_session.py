@@ -1,0 +1,108 @@
+"""The WebSocket session in process (Litestar's test client): token expiry, re-auth, and
+that a closed socket leaves nothing behind."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import jwt
+import pytest
+from api_world import PASSWORD, make_settings
+from litestar import Litestar
+from litestar.exceptions import WebSocketDisconnect
+from litestar.testing import TestClient
+
+from channels.memory import MemoryBackend
+from server.app import create_app, default_security
+from server.security.tokens import JwtAccessTokens
+from server.services import Security
+from server.workers import LiveAddon
+
+
+def _app(tmp_path: Path, *, access_ttl: int = 900) -> tuple[Litestar, LiveAddon]:
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'plaza.db'}")
+    base = default_security(settings)
+    security = Security(
+        hasher=base.hasher,
+        # Shorter than settings allow (30 s), so expiry is testable in a second or two.
+        tokens=JwtAccessTokens(
+            settings.secret_key, settings.jwt_issuer, settings.jwt_audience, access_ttl
+        ),
+        images=base.images,
+        blobs=base.blobs,
+    )
+    addon = LiveAddon(settings, workers=True)
+    return create_app(settings, addons=[addon], security=security, migrate=True), addon
+
+
+def _login(client: TestClient[Any], name: str) -> dict[str, Any]:
+    body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+    if client.post("/api/v1/auth/login", json={"login": name, "password": PASSWORD}).is_error:
+        assert client.post("/api/v1/auth/register", json=body).status_code == 201
+    r = client.post("/api/v1/auth/login", json={"login": name, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return cast(dict[str, Any], r.json())
+
+
+def _exp(token: str) -> float:
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return float(claims["exp"])
+
+
+def test_socket_closes_4401_when_the_token_expires_and_reauth_extends_it(
+    tmp_path: Path,
+) -> None:
+    # exp is whole seconds: a 3 s token has 2-3 s left, so re-auth at +1.1 s is in time
+    # and the fresh token outlives the first by at least a second.
+    app, _ = _app(tmp_path, access_ttl=3)
+    with TestClient(app) as client:
+        first = _login(client, "ada")["access_token"]
+        headers = {"Authorization": f"Bearer {first}"}
+        with client.websocket_connect("/api/v1/ws", headers=headers) as ws:
+            ws.send_json({"id": 1, "op": "ping"})
+            assert ws.receive_json() == {"id": 1, "ok": True, "result": {}}
+            time.sleep(1.1)
+            fresh = _login(client, "ada")["access_token"]
+            assert _exp(fresh) > _exp(first)
+            ws.send_json({"id": 2, "op": "auth", "token": fresh})
+            assert ws.receive_json()["ok"] is True
+            # Past the first token's expiry the session lives on with the fresh one...
+            time.sleep(max(0.0, _exp(first) - time.time()) + 0.3)
+            ws.send_json({"id": 3, "op": "ping"})
+            assert ws.receive_json() == {"id": 3, "ok": True, "result": {}}
+            # ...until that one expires too.
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_json()
+            assert closed.value.code == 4401
+            assert time.time() >= _exp(fresh) - 0.05
+
+
+def test_a_closed_socket_leaves_nothing_behind(tmp_path: Path) -> None:
+    app, addon = _app(tmp_path)
+    with TestClient(app) as client:
+        token = _login(client, "bob")["access_token"]
+        post = client.post(
+            "/api/v1/posts", json={"content": "x"}, headers={"Authorization": f"Bearer {token}"}
+        ).json()
+        live = addon.live()
+        backend = cast(MemoryBackend, live.hub.backend)
+        channels = ["feed", "notifications", "public", f"post:{post['id']}"]
+        for _ in range(3):
+            with client.websocket_connect(
+                "/api/v1/ws", headers={"Authorization": f"Bearer {token}"}
+            ) as ws:
+                for n, channel in enumerate(channels):
+                    ws.send_json({"id": n + 1, "op": "subscribe", "channel": channel})
+                    assert ws.receive_json()["ok"] is True
+                assert len(live.registry) == 1
+                assert live.hub.channel_count == len(channels)
+                assert len(backend.subscribed) == len(channels)
+            deadline = time.monotonic() + 5
+            while (len(live.registry) or live.hub.channel_count) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(live.registry) == 0
+            assert live.registry.count(int(post["author"]["id"])) == 0
+            assert live.hub.channel_count == 0
+            assert backend.subscribed == frozenset()
