@@ -88,6 +88,7 @@ class LiveAddon:
                 notifications=services.notifications,
                 search=services.search,
                 presenter=services.presenter,
+                writes=services.limits.writes,
             ),
             hub=hub,
             registry=registry,

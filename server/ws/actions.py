@@ -17,6 +17,7 @@ from domain.services.posts import PostService
 from domain.services.reading import FeedService, NotificationService, SearchService
 from domain.services.social import SocialService
 from domain.views import RelationshipView, UnreadCount, UserView
+from server.ratelimit import RateLimiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,8 @@ class ActionServices:
     notifications: NotificationService
     search: SearchService
     presenter: Presenter
+    # The REST per-user write limit, shared: a write costs the same budget on either path.
+    writes: RateLimiter | None = None
 
 
 class PageResult(msgspec.Struct):
@@ -120,6 +123,8 @@ async def _search(s: ActionServices, uid: int, r: p.Search) -> Any:
     views = await s.presenter.posts(posts, uid)
     return PageResult(views, _next([q.id for q in posts], page))
 
+
+READS: frozenset[type[Any]] = frozenset({p.FeedPage, p.NotificationsPage, p.Search})
 
 ACTIONS: dict[type[Any], Action] = {
     p.PostCreate: _post_create,

@@ -29,7 +29,7 @@ from domain.ids import parse_id
 from domain.services.auth import AuthService, Principal
 from domain.services.base import Context, visible_post, visible_user
 from domain.views import MeView
-from server.ws.actions import ACTIONS, ActionServices
+from server.ws.actions import ACTIONS, READS, ActionServices
 from server.ws.registry import SessionRegistry
 
 log = logging.getLogger("plaza.ws")
@@ -211,7 +211,10 @@ class Session:
             await self._unsubscribe(request.channel)
             return {}
         action = ACTIONS[type(request)]
-        return await action(self._live.actions, self._principal.user_id, request)
+        actions = self._live.actions
+        if actions.writes is not None and type(request) not in READS:
+            actions.writes.hit(str(self._principal.user_id))  # RateLimited → rate_limited
+        return await action(actions, self._principal.user_id, request)
 
     async def _authenticate(self, token: str) -> bool:
         try:

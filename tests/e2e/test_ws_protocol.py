@@ -277,3 +277,23 @@ async def test_every_action_over_the_socket_matches_rest(
         assert await ws.ok("notifications.read") == {"count": 0}
         after = (await http.get(f"{api}/notifications/unread_count", headers=other.auth)).json()
         assert after == {"count": 0} and newest
+
+
+async def test_logout_everywhere_closes_every_socket_of_the_account(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    alice = await make_user(http, server.api)
+    phone = await Ws.connect(server.ws_url, alice.token)
+    laptop = await Ws.connect(server.ws_url, alice.token)
+    try:
+        assert await phone.ok("ping") == {} and await laptop.ok("ping") == {}
+        r = await http.post(f"{server.api}/auth/logout_all", headers=alice.auth)
+        assert r.status_code == 204
+        assert await phone.closed_with() == 4401
+        assert await laptop.closed_with() == 4401
+        # and the old access token no longer opens a session
+        async with await Ws.connect(server.ws_url, alice.token) as again:
+            assert await again.closed_with() == 4401
+    finally:
+        await phone.close()
+        await laptop.close()

@@ -21,8 +21,8 @@ from server.services import Security
 from server.workers import LiveAddon
 
 
-def _app(tmp_path: Path, *, access_ttl: int = 900) -> tuple[Litestar, LiveAddon]:
-    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'plaza.db'}")
+def _app(tmp_path: Path, *, access_ttl: int = 900, **overrides: Any) -> tuple[Litestar, LiveAddon]:
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'plaza.db'}", **overrides)
     base = default_security(settings)
     security = Security(
         hasher=base.hasher,
@@ -106,3 +106,25 @@ def test_a_closed_socket_leaves_nothing_behind(tmp_path: Path) -> None:
             assert live.registry.count(int(post["author"]["id"])) == 0
             assert live.hub.channel_count == 0
             assert backend.subscribed == frozenset()
+
+
+def test_socket_writes_share_the_rest_write_limit(tmp_path: Path) -> None:
+    app, _ = _app(tmp_path, rate_writes_per_user_per_minute=3)
+    with TestClient(app) as client:
+        token = _login(client, "cyd")["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        assert client.post("/api/v1/posts", json={"content": "rest"}, headers=auth).is_success
+        with client.websocket_connect("/api/v1/ws", headers=auth) as ws:
+            for n in (1, 2):
+                ws.send_json({"id": n, "op": "post.create", "content": f"ws {n}"})
+                assert ws.receive_json()["ok"] is True
+            ws.send_json({"id": 3, "op": "post.create", "content": "one too many"})
+            limited = ws.receive_json()
+            assert limited["ok"] is False
+            assert limited["error"]["code"] == "rate_limited"
+            assert limited["error"]["retryable"] is True
+            assert limited["error"]["details"]["retry_after"] > 0
+            ws.send_json({"id": 4, "op": "feed.page"})  # reads are not writes
+            assert len(ws.receive_json()["result"]["items"]) == 3
+        r = client.post("/api/v1/posts", json={"content": "rest again"}, headers=auth)
+        assert r.status_code == 429 and "retry-after" in r.headers
