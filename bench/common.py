@@ -37,7 +37,9 @@ __all__ = [
     "create_users",
     "fd_count",
     "gather_limited",
+    "hwm_kib",
     "machine_info",
+    "negotiated_extensions",
     "nofile_limits",
     "open_socket",
     "percentiles",
@@ -75,9 +77,7 @@ def plaza_server(extra_env: dict[str, str] | None = None) -> Iterator[LiveServer
                 raise
 
 
-async def gather_limited(
-    factories: Iterable[Callable[[], Awaitable[T]]], limit: int
-) -> list[T]:
+async def gather_limited(factories: Iterable[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
     """Run the coroutines `factories` make, at most `limit` at a time, results in order."""
     slots = asyncio.Semaphore(limit)
 
@@ -103,21 +103,21 @@ async def open_socket(
     channels: Sequence[str],
     *,
     compression: bool = True,
-    timeout: float = 10.0,
+    reply_timeout: float = 10.0,
 ) -> ClientConnection:
     """A raw protocol socket authenticated by header and subscribed to `channels`."""
     conn = await websockets.connect(
         url,
         additional_headers={"Authorization": f"Bearer {token}"},
         compression="deflate" if compression else None,
-        open_timeout=timeout,
+        open_timeout=reply_timeout,
         max_queue=None,
     )
     try:
         for request_id, channel in enumerate(channels, start=1):
             await conn.send(json.dumps({"id": request_id, "op": "subscribe", "channel": channel}))
             while True:
-                reply = json.loads(await asyncio.wait_for(conn.recv(), timeout))
+                reply = json.loads(await asyncio.wait_for(conn.recv(), reply_timeout))
                 if reply.get("id") == request_id:
                     break
             if reply.get("ok") is not True:
@@ -126,6 +126,14 @@ async def open_socket(
         await conn.close()
         raise
     return conn
+
+
+def negotiated_extensions(conn: ClientConnection) -> str:
+    """The WebSocket extensions the server accepted (permessage-deflate or none)."""
+    response = conn.response
+    if response is None:
+        return "none"
+    return response.headers.get("Sec-WebSocket-Extensions") or "none"
 
 
 def percentiles(values: Sequence[float], digits: int = 2) -> dict[str, float | int]:

@@ -3,7 +3,7 @@
 U users each open S sockets (S ≤ the per-user limit of 10), authenticated by header and
 subscribed to `feed` and `notifications`, then sit idle. RSS (VmRSS of the server process)
 is read after a settle period before opening and after opening them; the difference over
-K = U × S is the cost of one idle, authenticated, twice-subscribed socket: the uvicorn
+K = U x S is the cost of one idle, authenticated, twice-subscribed socket: the uvicorn
 connection and its websockets protocol state, the session task, its send queue and the
 hub memberships. RSS after closing them all is reported too (CPython and glibc keep much
 of the freed memory, so it does not fall back to the baseline).
@@ -18,26 +18,28 @@ import asyncio
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     create_users,
     fd_count,
     gather_limited,
     hwm_kib,
+    negotiated_extensions,
     open_socket,
     plaza_server,
     raise_nofile,
     rss_kib,
     server_nofile,
 )
-from tests.support.live_server import LiveServer  # noqa: E402
+from tests.support.live_server import LiveServer
 
 CHANNELS = ("feed", "notifications")
 MAX_PER_USER = 10  # PLAZA_WS_MAX_SOCKETS_PER_USER's default; more would be closed with 4029
@@ -61,7 +63,7 @@ async def measure(
     # that one-time cost is not per socket, so pay it before the baseline.
     warm = await gather_limited(
         [
-            lambda: open_socket(live.ws_url, warm_user.token, CHANNELS, compression=compression)
+            partial(open_socket, live.ws_url, warm_user.token, CHANNELS, compression=compression)
             for _ in range(per_user)
         ],
         per_user,
@@ -75,13 +77,14 @@ async def measure(
     t = time.perf_counter()
     conns = await gather_limited(
         [
-            lambda tok=u.token: open_socket(live.ws_url, tok, CHANNELS, compression=compression)
+            partial(open_socket, live.ws_url, u.token, CHANNELS, compression=compression)
             for u in people
             for _ in range(per_user)
         ],
         50,
     )
     open_s = time.perf_counter() - t
+    extensions = negotiated_extensions(conns[0]) if conns else "none"
     try:
         await asyncio.sleep(settle)
         rss_after = rss_kib(pid)
@@ -89,7 +92,7 @@ async def measure(
         still_open = sum(1 for c in conns if c.close_code is None)
         peak = hwm_kib(pid)
     finally:
-        await gather_limited([lambda c=c: c.close() for c in conns], 100)
+        await gather_limited([c.close for c in conns], 100)
     await asyncio.sleep(settle)
     rss_closed = rss_kib(pid)
     fds_closed = fd_count(pid)
@@ -101,7 +104,7 @@ async def measure(
         "sockets": sockets,
         "sockets_open_after_settle": still_open,
         "channels_per_socket": list(CHANNELS),
-        "compression": "permessage-deflate" if compression else "none",
+        "compression": extensions,
         "settle_s": settle,
         "rss_before_kib": rss_before,
         "rss_with_sockets_kib": rss_after,

@@ -3,7 +3,7 @@
 The author creates M posts over REST at a fixed rate (open loop: each post is sent at its
 scheduled time whether or not earlier ones have returned). Each post's content starts with
 its sequence number; every socket records when that post's `post.created` push reaches it.
-Latency of a (socket, post) pair = arrival − the moment the REST request started, so it
+Latency of a (socket, post) pair = arrival - the moment the REST request started, so it
 covers the HTTP request, validation, the SQLite commit, the outbox relay, the fan-out to N
 feed channels, encoding, the send queues and the socket write, plus the client's receive.
 
@@ -16,34 +16,42 @@ import argparse
 import asyncio
 import contextlib
 import json
+import resource
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-import websockets  # noqa: E402
-from websockets.asyncio.client import ClientConnection  # noqa: E402
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     create_users,
     gather_limited,
+    negotiated_extensions,
     open_socket,
     percentiles,
     plaza_server,
     proc_cpu_seconds,
     rss_kib,
 )
-from tests.support.live_server import LiveServer  # noqa: E402
+from tests.support.live_server import LiveServer
 
 PREFIX = "bench-"
 WARMUP_PREFIX = "warmup-"
 # A typical short post (~100 characters), so the frames are not unrealistically tiny.
 FILLER = "the quick brown fox jumps over the lazy dog, then posts about it on plaza"
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass
@@ -129,19 +137,19 @@ async def measure(
             )
             r.raise_for_status()
 
-        await gather_limited([lambda tok=f.token: follow(tok) for f in fans], 8)
+        await gather_limited([partial(follow, f.token) for f in fans], 8)
         phases["follow_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
         conns = await gather_limited(
             [
-                lambda tok=f.token: open_socket(live.ws_url, tok, ["feed"], compression=compression)
+                partial(open_socket, live.ws_url, f.token, ["feed"], compression=compression)
                 for f in fans
             ],
             20,
         )
         phases["open_sockets_s"] = time.perf_counter() - t
-        extensions = conns[0].response.headers.get("Sec-WebSocket-Extensions") if conns else None
+        extensions = negotiated_extensions(conns[0]) if conns else "none"
 
         tally = Tally(expected=followers * posts)
         warm = Tally(expected=followers * warmup)
@@ -177,6 +185,7 @@ async def measure(
                     errors.append(f"{r.status_code} {r.text[:200]}")
 
             cpu0 = proc_cpu_seconds(pid)
+            client0 = _own_cpu_seconds()
             run0 = time.perf_counter()
             senders: list[asyncio.Task[None]] = []
             for seq in range(posts):
@@ -190,6 +199,7 @@ async def measure(
                 await asyncio.wait_for(tally.done.wait(), drain_timeout)
             run_s = time.perf_counter() - run0
             cpu_s = proc_cpu_seconds(pid) - cpu0
+            client_cpu_s = _own_cpu_seconds() - client0
             server_rss = rss_kib(pid)
         finally:
             for c in conns:
@@ -214,7 +224,7 @@ async def measure(
         "posts": posts,
         "rate_per_s": rate,
         "warmup_posts": warmup,
-        "compression": extensions or "none",
+        "compression": extensions,
         "deliveries_expected": expected,
         "deliveries_received": tally.received,
         "deliveries_pct": round(100 * tally.received / expected, 3) if expected else 100.0,
@@ -229,6 +239,7 @@ async def measure(
         "send_phase_s": round(send_s, 2),
         "run_phase_s": round(run_s, 2),
         "server_cpu_pct_during_run": round(100 * cpu_s / run_s, 1) if run_s else None,
+        "client_cpu_pct_during_run": round(100 * client_cpu_s / run_s, 1) if run_s else None,
         "server_rss_kib_after": server_rss,
         "setup": {k: round(v, 2) for k, v in phases.items()},
         "socket_closes_seen": sum(1 for rx in receivers if rx.close_code not in (None, 1000)),

@@ -11,7 +11,13 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import msgspec
 
-from plaza_client.errors import AuthError, NetworkError, ProtocolError, error_from_http
+from plaza_client.errors import (
+    AuthError,
+    NetworkError,
+    PlazaError,
+    ProtocolError,
+    error_from_http,
+)
 from plaza_client.models import TokenPair
 
 __all__ = ["API_PREFIX", "RestTransport"]
@@ -22,6 +28,10 @@ API_PREFIX = "/api/v1"
 # Refresh an access token this long before it expires, so a request (or a socket's
 # re-auth) never races the expiry; well above clock skew and one slow round trip.
 EXPIRY_MARGIN_S = 30.0
+# ...but never more than this share of the token's life: a server issuing short tokens
+# (PLAZA_ACCESS_TOKEN_TTL may be as low as 30 s) would otherwise have every token count
+# as expiring the moment it arrives, and the client refresh in a loop.
+EXPIRY_MARGIN_SHARE = 0.2
 # Default REST timeout: long enough for an upload on a slow link, short enough that a
 # dead server surfaces as an error rather than a hang.
 DEFAULT_TIMEOUT_S = 30.0
@@ -60,6 +70,7 @@ class RestTransport:
         )
         self._tokens: TokenPair | None = None
         self._expires_at: float | None = None
+        self._refresh_at: float | None = None
         self._refresh_lock: asyncio.Lock | None = None
         self._listeners: list[TokenListener] = []
         if tokens is not None:
@@ -76,13 +87,21 @@ class RestTransport:
         """time.monotonic() at which the access token expires, when the server said."""
         return self._expires_at
 
+    @property
+    def refresh_at(self) -> float | None:
+        """time.monotonic() from which the access token counts as expiring: its expiry
+        less a margin (EXPIRY_MARGIN_S, at most EXPIRY_MARGIN_SHARE of its life)."""
+        return self._refresh_at
+
     def set_tokens(self, tokens: TokenPair | None) -> None:
         self._tokens = tokens
-        self._expires_at = (
-            time.monotonic() + tokens.expires_in
-            if tokens is not None and tokens.expires_in
-            else None
-        )
+        if tokens is not None and tokens.expires_in:
+            now = time.monotonic()
+            margin = min(EXPIRY_MARGIN_S, tokens.expires_in * EXPIRY_MARGIN_SHARE)
+            self._expires_at = now + tokens.expires_in
+            self._refresh_at = self._expires_at - margin
+        else:
+            self._expires_at = self._refresh_at = None
         for listener in list(self._listeners):
             listener(tokens)
 
@@ -99,9 +118,7 @@ class RestTransport:
         return {"Authorization": f"Bearer {self._tokens.access_token}"}
 
     def expiring(self) -> bool:
-        return self._expires_at is not None and time.monotonic() > (
-            self._expires_at - EXPIRY_MARGIN_S
-        )
+        return self._refresh_at is not None and time.monotonic() > self._refresh_at
 
     async def refresh(self, *, stale_access_token: str | None = None) -> TokenPair:
         """Rotate the token pair. With `stale_access_token`, only if the current access
@@ -152,7 +169,12 @@ class RestTransport:
         response = await self._send(
             method, path, json=json, params=clean, headers=all_headers, files=files
         )
-        if response.status_code == 401 and used is not None and self._tokens is not None:
+        if (
+            response.status_code == 401
+            and used is not None
+            and self._tokens is not None
+            and not self._wrong_credentials(response)
+        ):
             await self.refresh(stale_access_token=used)
             all_headers.update(self.auth_headers())
             response = await self._send(
@@ -172,6 +194,13 @@ class RestTransport:
             return await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise NetworkError(f"{method} {path}: {exc!r}") from exc
+
+    @classmethod
+    def _wrong_credentials(cls, response: httpx.Response) -> bool:
+        # A 401 about a password (POST /auth/password with a wrong old one), not about the
+        # token: refreshing would only rotate the pair and repeat the attempt.
+        error = cls._error(response)
+        return isinstance(error, PlazaError) and error.code == "invalid_credentials"
 
     @staticmethod
     def _error(response: httpx.Response) -> Exception:

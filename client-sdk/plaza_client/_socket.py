@@ -12,7 +12,7 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
-from plaza_client._rest import EXPIRY_MARGIN_S, RestTransport
+from plaza_client._rest import RestTransport
 from plaza_client.errors import AuthError, ConnectionLost, NetworkError, PlazaError, error_from_http
 
 if TYPE_CHECKING:
@@ -126,11 +126,11 @@ async def keep_token_fresh(rest: RestTransport) -> None:
     runs; the session's token listener then re-auths the socket with the new token, so
     the server never closes it for expiry. Cancelled when the session closes."""
     while True:
-        expires_at, tokens = rest.expires_at, rest.tokens
-        if expires_at is None or tokens is None:
+        refresh_at, tokens = rest.refresh_at, rest.tokens
+        if refresh_at is None or tokens is None:
             await asyncio.sleep(TOKEN_IDLE_CHECK_S)
             continue
-        wait = expires_at - EXPIRY_MARGIN_S - time.monotonic()
+        wait = refresh_at - time.monotonic()
         if wait > 0:
             # Re-check at least every minute: another caller may rotate the pair meanwhile.
             await asyncio.sleep(min(wait, TOKEN_IDLE_CHECK_S))

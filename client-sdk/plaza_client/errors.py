@@ -166,21 +166,35 @@ _BY_STATUS: dict[int, type[PlazaError]] = {
     503: ServiceUnavailable,
 }
 
+# Every code the server sends, with the class its HTTP status maps to in _BY_STATUS: the
+# same error over REST and over the socket is the same exception (docs/protocol.md §2.1).
 _BY_CODE: dict[str, type[PlazaError]] = {
     "unauthorized": AuthError,
     "unauthenticated": AuthError,
     "invalid_token": AuthError,
+    "token_expired": AuthError,
+    "refresh_token_reused": AuthError,
     "invalid_credentials": AuthError,
     "forbidden": Forbidden,
+    "blocked": Forbidden,
     "not_found": NotFound,
     "conflict": Conflict,
     "username_taken": Conflict,
     "email_taken": Conflict,
     "bad_request": ValidationError,
+    "invalid_request": ValidationError,
+    "invalid_json": ValidationError,
     "validation_error": ValidationError,
     "invalid_input": ValidationError,
+    "invalid_media": ValidationError,
+    "invalid_image": ValidationError,
+    "cannot_follow_self": ValidationError,
+    "cannot_block_self": ValidationError,
+    # A plain DomainError on the server (status 400), like bad_request.
+    "too_many_subscriptions": ValidationError,
     "unsupported_media_type": UnsupportedMediaType,
     "payload_too_large": PayloadTooLarge,
+    "image_too_large": PayloadTooLarge,
     "too_large": PayloadTooLarge,
     "frame_too_large": PayloadTooLarge,
     "rate_limited": RateLimited,

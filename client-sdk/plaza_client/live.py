@@ -95,6 +95,9 @@ class LiveSession:
         self.close_reason: str = ""
         self.reconnects = 0
         self._last_frame = time.monotonic()
+        # A resync event taken off the queue whose page is still being fetched: if the
+        # caller stops waiting (a timeout cancels __anext__), the next call delivers it.
+        self._resync_held: LiveEvent | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -199,7 +202,10 @@ class LiveSession:
 
     async def __anext__(self) -> LiveEvent:
         while True:
-            item = await self._events.get()
+            if self._resync_held is not None:
+                item: Any = self._resync_held
+            else:
+                item = await self._events.get()
             if item is _END:
                 self._events.put_nowait(_END)  # every later call ends too
                 if self._failure is not None:
@@ -207,7 +213,9 @@ class LiveSession:
                 raise StopAsyncIteration
             event: LiveEvent = item
             if event.type == RESYNC and self.fetch_on_resync:
+                self._resync_held = event
                 await self._fill_resync(event)
+                self._resync_held = None
             elif self._resync_filter.is_duplicate(event):
                 continue
             return event

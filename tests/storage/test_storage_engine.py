@@ -87,3 +87,29 @@ async def test_blob_store_round_trip(tmp_path: Path):
     for bad in ("../../etc/passwd", "AB" * 32, "ab" * 31):
         with pytest.raises(ValueError):
             await blobs.get(bad)
+
+
+async def test_sqlite_pooled_readers_see_every_commit_at_once(tmp_path: Path) -> None:
+    """Reads outside transactions run on long-lived connections; they must never serve
+    a stale snapshot (no read transaction is ever left open) and must be closed."""
+    from storage.engine import SQLITE_READERS, PlazaSQLiteEngine
+    from storage.factory import open_storage
+
+    handle = await open_storage(f"sqlite:///{tmp_path / 'r.db'}", run_migrations=True)
+    engine = handle.engine
+    assert isinstance(engine, PlazaSQLiteEngine)
+    db = handle.db
+    try:
+        await db.execute("CREATE TABLE probe (n INTEGER)")
+        for n in range(20):
+            async with db.transaction():
+                await db.execute("INSERT INTO probe (n) VALUES ({})", n)
+            # Every reader of the pool answers, each seeing the row just committed.
+            counts = await asyncio.gather(
+                *(db.fetchval("SELECT COUNT(*) AS c FROM probe") for _ in range(SQLITE_READERS * 2))
+            )
+            assert counts == [n + 1] * (SQLITE_READERS * 2)
+        assert len(engine._opened) == SQLITE_READERS
+    finally:
+        await handle.close()
+    assert engine._opened == []
