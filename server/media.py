@@ -30,6 +30,14 @@ from domain.models import ProcessedImage
 
 __all__ = ["CONTENT_TYPES", "PillowImageProcessor"]
 
+# Magic numbers of the accepted formats (WebP is "RIFF" <size> "WEBP").
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+
+
+def _claims_supported_format(data: bytes) -> bool:
+    return data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
 KIB = 1024
 MIB = 1024 * KIB
 
@@ -109,6 +117,11 @@ class PillowImageProcessor:
             # Pillow's ~40 readers). Open reads headers only; no pixel is decoded yet.
             image = Image.open(io.BytesIO(data), formats=list(CONTENT_TYPES))
         except UnidentifiedImageError:
+            if _claims_supported_format(data):
+                # It says it is one of ours but cannot be read: damaged, not foreign.
+                raise ValidationFailed(
+                    "the image is damaged or truncated", code="invalid_image"
+                ) from None
             raise UnsupportedMedia(
                 "not a PNG, JPEG, WebP or GIF image",
                 details={"accepted": sorted(CONTENT_TYPES.values())},

@@ -288,6 +288,7 @@ async def _restart_scenario(srv: LiveServer, proxy: TcpProxy, pool: Accounts) ->
         # Restart: same workdir (the database survives), new process (history does not).
         proxy.refuse()
         await asyncio.to_thread(srv.stop)  # close_soon + 4000: the SDK starts reconnecting
+        await until(lambda: live.close_code == 4000, "the graceful close (4000)")
         await asyncio.to_thread(srv.start)
         b1 = (await author.client.create_post("b1")).id  # the reader is away
         proxy.accept()

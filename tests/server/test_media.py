@@ -297,7 +297,7 @@ async def test_animation_pixels_share_one_budget() -> None:
     [
         b"hello, I am a text file named cat.png\n",
         b"",
-        b"\x89PNG\r\n\x1a\n",  # a PNG signature and nothing else
+        b"RIFF\x24\x00\x00\x00WAVEfmt ",  # a RIFF container, but sound
         b"<svg xmlns='http://www.w3.org/2000/svg'/>",
     ],
 )
@@ -385,3 +385,13 @@ async def test_errors_are_domain_errors(processor: PillowImageProcessor) -> None
     for data in (b"nope", png_header(1, 1)[:30], png_header(9000, 9000)):
         with pytest.raises(DomainError):
             await processor.process(data)
+
+
+@pytest.mark.parametrize("cut", [8, 20, 39])
+async def test_a_png_cut_inside_its_header_is_invalid_not_foreign(cut: int) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), "red").save(buffer, format="PNG")
+    with pytest.raises(ValidationFailed) as caught:
+        await PillowImageProcessor().process(buffer.getvalue()[:cut])
+    assert caught.value.status == 422
+    assert caught.value.code == "invalid_image"
