@@ -3,8 +3,9 @@
     .venv/bin/python bench/run_all.py            # or: .venv/bin/python -m bench.run_all
 
 Each benchmark starts its own `plaza serve` (embedded: SQLite + memory backend) in a
-temporary directory, on 127.0.0.1, and stops it. The default run takes about two minutes
-on a 2-core machine; `--no-variants` skips the runs without permessage-deflate.
+temporary directory, on 127.0.0.1, and stops it. The default run takes about 90 s on a
+2-core machine; `--no-variants` skips the runs without permessage-deflate. Every run is
+also kept as bench/results/run-<UTC date>.json.
 """
 
 from __future__ import annotations
@@ -190,16 +191,22 @@ def main(argv: list[str] | None = None) -> int:
     results["argon2"] = _step("argon2", partial(argon2_cost.run, samples=args.samples))
     report["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
 
+    text = json.dumps(report, indent=2) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.write_text(text)
     tmp.replace(args.out)
+    # Every run is also kept under its date: the shared 2-core VMs vary from run to run,
+    # and the report quotes the spread, not one lucky or unlucky run.
+    stamp = report["machine"]["date_utc"].replace("-", "").replace(":", "")
+    archive = args.out.parent / f"run-{stamp}.json"
+    archive.write_text(text)
 
     m = report["machine"]
     sys.stderr.flush()
     print(f"\n{m['date_utc']} · {m['cpus']} CPUs ({m['cpu_model']}) · Python {m['python']}")
     print(table(results))
-    print(f"\nwritten to {args.out}")
+    print(f"\nwritten to {args.out} and {archive}")
     failed = [k for k, v in results.items() if "error" in v]
     short = [
         k

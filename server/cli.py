@@ -61,6 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"plaza: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.command in ("serve", "worker") and settings.redis_url is not None:
+        # Live events must reach every instance; without the Redis streams backend they
+        # would silently stay in one process. Refuse rather than half-work.
+        print(
+            "plaza: PLAZA_REDIS_URL: the Redis channel backend is not available in this"
+            " version; unset it to run embedded",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     if args.command == "serve":
         return serve(settings, host=args.host, port=args.port, workers=not args.no_workers)
     if args.command == "worker":

@@ -56,3 +56,13 @@ def test_uvicorn_websocket_lines_lose_their_query_string() -> None:
     assert _StripQuery().filter(record)
     assert "secret" not in record.getMessage()
     assert "/api/v1/ws" in record.getMessage()
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_redis_url_is_refused_until_the_redis_backend_exists(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    monkeypatch.setenv("PLAZA_REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert main([command]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("plaza: PLAZA_REDIS_URL: ")
