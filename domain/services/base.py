@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.errors import NotFound
-from domain.models import Account, Post
+from domain.models import Account, Edge, Post
 from domain.ports import Clock, IdGenerator, Store
 
 
@@ -41,3 +41,13 @@ async def visible_post(ctx: Context, post_id: int, viewer_id: int | None) -> Pos
     ):
         raise NotFound("post not found")
     return post
+
+
+async def visible_edges(
+    ctx: Context, edges: list[Edge], viewer_id: int | None
+) -> tuple[list[Edge], dict[int, Account]]:
+    """A user list (followers, following, likers) with its accounts, minus the users in a
+    block relation with the viewer. The edges all stay, so the page cursors stay exact."""
+    hidden = await ctx.store.relations.block_set(viewer_id) if viewer_id is not None else set()
+    accounts = await ctx.store.users.get_many([e.user_id for e in edges])
+    return edges, {uid: a for uid, a in accounts.items() if uid not in hidden}

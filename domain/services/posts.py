@@ -5,9 +5,9 @@ from __future__ import annotations
 from domain import validation
 from domain.errors import Forbidden, NotFound, ValidationFailed
 from domain.events import CommentCreated, LikeCreated, LikeRemoved, PostCreated, PostDeleted
-from domain.models import Comment, Edge, Post
+from domain.models import Account, Comment, Edge, Post
 from domain.pagination import PageRequest
-from domain.services.base import Context, visible_post, visible_user
+from domain.services.base import Context, visible_edges, visible_post, visible_user
 
 
 class PostService:
@@ -143,9 +143,12 @@ class PostService:
                 )
         return await visible_post(self._ctx, post_id, user_id)
 
-    async def likers(self, post_id: int, viewer_id: int | None, page: PageRequest) -> list[Edge]:
+    async def likers(
+        self, post_id: int, viewer_id: int | None, page: PageRequest
+    ) -> tuple[list[Edge], dict[int, Account]]:
         await visible_post(self._ctx, post_id, viewer_id)
-        return await self._ctx.store.likes.likers(post_id, page)
+        edges = await self._ctx.store.likes.likers(post_id, page)
+        return await visible_edges(self._ctx, edges, viewer_id)
 
     async def comment(self, post_id: int, author_id: int, content: str) -> tuple[Comment, int]:
         """Returns the comment and the post's new comment_count."""

@@ -6,7 +6,7 @@ from domain.errors import Forbidden, ValidationFailed
 from domain.events import BlockCreated, DomainEvent, FollowCreated, FollowRemoved
 from domain.models import Account, Edge, Relationship
 from domain.pagination import PageRequest
-from domain.services.base import Context, visible_user
+from domain.services.base import Context, visible_edges, visible_user
 
 
 class SocialService:
@@ -99,21 +99,11 @@ class SocialService:
     ) -> tuple[list[Edge], dict[int, Account]]:
         await visible_user(self._ctx, user_id, viewer_id)
         edges = await self._ctx.store.relations.followers(user_id, page)
-        return await self._hydrate(edges, viewer_id)
+        return await visible_edges(self._ctx, edges, viewer_id)
 
     async def following(
         self, user_id: int, viewer_id: int | None, page: PageRequest
     ) -> tuple[list[Edge], dict[int, Account]]:
         await visible_user(self._ctx, user_id, viewer_id)
         edges = await self._ctx.store.relations.following(user_id, page)
-        return await self._hydrate(edges, viewer_id)
-
-    async def _hydrate(
-        self, edges: list[Edge], viewer_id: int | None
-    ) -> tuple[list[Edge], dict[int, Account]]:
-        hidden = (
-            await self._ctx.store.relations.block_set(viewer_id) if viewer_id is not None else set()
-        )
-        accounts = await self._ctx.store.users.get_many([e.user_id for e in edges])
-        # Edges keep their place even when a user is hidden, so cursors stay exact.
-        return edges, {uid: a for uid, a in accounts.items() if uid not in hidden}
+        return await visible_edges(self._ctx, edges, viewer_id)

@@ -94,11 +94,8 @@ class PostsController(Controller):
         services: ServicesDep,
     ) -> Response[list[UserView]]:
         viewer_id = viewer.user_id if viewer else None
-        edges = await services.posts.likers(parse_id(post_id, "post_id"), viewer_id, page)
-        hidden = await services.ctx.store.relations.block_set(viewer_id) if viewer_id else set()
-        users = await services.presenter.users(
-            [e.user_id for e in edges if e.user_id not in hidden]
-        )
+        edges, accounts = await services.posts.likers(parse_id(post_id, "post_id"), viewer_id, page)
+        users = [UserView.of(accounts[e.user_id]) for e in edges if e.user_id in accounts]
         return paged(request, users, [e.id for e in edges])
 
     @post("/{post_id:str}/comments", status_code=201)

@@ -128,8 +128,9 @@ async def test_like_and_unlike_are_idempotent_with_exact_counts(w: World) -> Non
     view = (await w.presenter.posts([post], bob.id))[0]
     assert view.liked_by_me
     assert not (await w.presenter.posts([post], alice.id))[0].liked_by_me
-    likers = await w.posts.likers(post.id, None, PageRequest())
+    likers, accounts = await w.posts.likers(post.id, None, PageRequest())
     assert [e.user_id for e in likers] == [carol.id, bob.id]
+    assert set(accounts) == {carol.id, bob.id}
 
     assert (await w.posts.unlike(post.id, bob.id)).like_count == 1
     assert (await w.posts.unlike(post.id, bob.id)).like_count == 1
