@@ -8,14 +8,19 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint install clean
 
+# pip is upgraded once, when the venv is made: editable installs need a recent one.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Reinstall when the project metadata changes; otherwise the venv is reused.
+# setuptools reports every editable install with an "Editable installation." warning
+# (informational, not a problem): that one message is filtered; errors and every other
+# warning still show.
+$(STAMP): export PYTHONWARNINGS = ignore:Editable installation:UserWarning
 $(STAMP): $(BIN)/python pyproject.toml client-sdk/pyproject.toml
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]' -e ./client-sdk
-	touch $(STAMP)
+	@touch $(STAMP)
 
 install: $(STAMP)
 

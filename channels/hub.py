@@ -19,9 +19,9 @@ import asyncio
 import msgspec
 
 from channels.backend import ChannelBackend, Position
-from channels.names import client_name
 from channels.protocol import SubscribeResult, encode_push
-from channels.queue import DEFAULT_MAX_BYTES, SendQueue
+from channels.queue import SendQueue
+from domain.channel_names import client_name
 
 __all__ = ["Hub", "SubscribeResult", "Subscriber", "SubscriberClosed"]
 
@@ -33,10 +33,9 @@ class SubscriberClosed(Exception):
 class Subscriber:
     """One socket's side of the hub: its send queue and the channels it listens to."""
 
-    __slots__ = ("_lock", "channels", "queue", "user_id")
+    __slots__ = ("_lock", "channels", "queue")
 
-    def __init__(self, user_id: int | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.user_id = user_id
+    def __init__(self, max_bytes: int) -> None:
         self.queue = SendQueue(max_bytes)
         # Internal channel names; maintained by the hub only.
         self.channels: set[str] = set()

@@ -12,12 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-__all__ = ["DEFAULT_MAX_BYTES", "QueueClosed", "QueueOverflowed", "SendQueue"]
-
-# 1 MiB: about 2 s of a heavy feed at 64 KiB frames (our frame ceiling), or thousands of
-# ordinary ~300 B pushes; times the sockets allowed per user and the sockets per process,
-# it keeps the worst case of send buffers within a known memory budget.
-DEFAULT_MAX_BYTES = 1024 * 1024
+__all__ = ["QueueClosed", "QueueOverflowed", "SendQueue"]
 
 
 class QueueClosed(Exception):
@@ -33,7 +28,8 @@ class SendQueue:
 
     __slots__ = ("_closed", "_frames", "_max_bytes", "_overflowed", "_size", "_waiter")
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, max_bytes: int) -> None:
+        """`max_bytes` is the socket's bound (PLAZA_WS_SEND_QUEUE_BYTES, with its reason)."""
         if max_bytes < 1:
             raise ValueError("max_bytes must be positive")
         self._max_bytes = max_bytes

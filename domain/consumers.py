@@ -9,12 +9,9 @@ Each consumer names its recipients explicitly, like Zulip's send_event(realm, ev
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
 
-import msgspec
-
-from domain import live
+from domain import channel_names
 from domain.events import (
     BlockCreated,
     CommentCreated,
@@ -29,28 +26,20 @@ from domain.events import (
 )
 from domain.models import Notification, NotificationKind
 from domain.ports import FeedStore, Publisher
-from domain.presenter import Presenter
 from domain.services.base import Context
-from domain.views import UnreadCount, UserView
+from domain.views import (
+    CommentPosted,
+    PostGone,
+    PostLiked,
+    Presenter,
+    UnreadCount,
+    UserFollowed,
+    UserView,
+)
 
 
 class Consumer(Protocol):
     async def handle(self, event: DomainEvent) -> None: ...
-
-
-class PostLiked(msgspec.Struct, frozen=True):
-    post_id: str
-    user_id: str
-    like_count: int
-
-
-class PostGone(msgspec.Struct, frozen=True):
-    post_id: str
-
-
-class UserFollowed(msgspec.Struct, frozen=True):
-    user_id: str
-    follower: UserView
 
 
 async def _audience(ctx: Context, author_id: int) -> list[int]:
@@ -63,10 +52,10 @@ async def _audience(ctx: Context, author_id: int) -> list[int]:
 class NotificationConsumer:
     """like / comment / follow → a notification for the user it concerns."""
 
-    def __init__(self, ctx: Context, publisher: Publisher) -> None:
+    def __init__(self, ctx: Context, publisher: Publisher, presenter: Presenter) -> None:
         self._ctx = ctx
         self._publisher = publisher
-        self._presenter = Presenter(ctx.store)
+        self._presenter = presenter
 
     async def handle(self, event: DomainEvent) -> None:
         match event:
@@ -122,24 +111,24 @@ class NotificationConsumer:
         views = await self._presenter.notifications([notification])
         if views:
             await self._publisher.publish(
-                live.notifications(user_id), "notification.created", views[0]
+                channel_names.notifications(user_id), "notification.created", views[0]
             )
         await self._push_unread(user_id)
 
     async def _push_unread(self, user_id: int) -> None:
         count = await self._ctx.store.notifications.unread_count(user_id)
         await self._publisher.publish(
-            live.notifications(user_id), "notifications.unread", UnreadCount(count)
+            channel_names.notifications(user_id), "notifications.unread", UnreadCount(count)
         )
 
 
 class LiveConsumer:
     """Posts, likes and comments → the channels whose subscribers should see them."""
 
-    def __init__(self, ctx: Context, publisher: Publisher) -> None:
+    def __init__(self, ctx: Context, publisher: Publisher, presenter: Presenter) -> None:
         self._ctx = ctx
         self._publisher = publisher
-        self._presenter = Presenter(ctx.store)
+        self._presenter = presenter
 
     async def handle(self, event: DomainEvent) -> None:
         match event:
@@ -154,7 +143,7 @@ class LiveConsumer:
             case LikeCreated() | LikeRemoved():
                 kind = "post.liked" if isinstance(event, LikeCreated) else "post.unliked"
                 data = PostLiked(str(event.post_id), str(event.user_id), event.like_count)
-                await self._publisher.publish(live.post(event.post_id), kind, data)
+                await self._publisher.publish(channel_names.post(event.post_id), kind, data)
             case CommentCreated():
                 comment = await self._ctx.store.comments.get(event.comment_id)
                 if comment is None:
@@ -162,15 +151,15 @@ class LiveConsumer:
                 views = await self._presenter.comments([comment])
                 if views:
                     await self._publisher.publish(
-                        live.post(event.post_id),
+                        channel_names.post(event.post_id),
                         "comment.created",
-                        {"comment": views[0], "comment_count": event.comment_count},
+                        CommentPosted(views[0], event.comment_count),
                     )
             case FollowCreated():
                 follower = await self._ctx.store.users.get(event.follower_id)
                 if follower is not None:
                     await self._publisher.publish(
-                        live.user(event.followed_id),
+                        channel_names.user(event.followed_id),
                         "user.followed",
                         UserFollowed(str(event.followed_id), UserView.of(follower)),
                     )
@@ -179,9 +168,9 @@ class LiveConsumer:
 
     async def _fan(self, author_id: int, kind: str, data: object) -> None:
         for user_id in await _audience(self._ctx, author_id):
-            await self._publisher.publish(live.feed(user_id), kind, data)
-        await self._publisher.publish(live.user(author_id), kind, data)
-        await self._publisher.publish(live.PUBLIC, kind, data)
+            await self._publisher.publish(channel_names.feed(user_id), kind, data)
+        await self._publisher.publish(channel_names.user(author_id), kind, data)
+        await self._publisher.publish(channel_names.PUBLIC, kind, data)
 
 
 class FeedConsumer:
@@ -203,8 +192,3 @@ class FeedConsumer:
                 pass  # read-time filtering covers these; rebuilds pick them up
             case _:
                 pass
-
-
-async def dispatch(consumers: Sequence[Consumer], event: DomainEvent) -> None:
-    for consumer in consumers:
-        await consumer.handle(event)

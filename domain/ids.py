@@ -48,19 +48,22 @@ class SnowflakeIds:
             )
 
 
-def id_floor_for_ms(unix_ms: int) -> int:
-    """The smallest id minted at or after a wall-clock time (for 'newer than' queries)."""
-    return max(unix_ms - EPOCH_MS, 0) << (NODE_BITS + SEQUENCE_BITS)
+def parse_id(text: str, field: str = "id") -> int:
+    """The one parser of ids (REST paths and bodies, WebSocket arguments, channel names).
 
-
-def parse_id(value: str | int, field: str = "id") -> int:
-    """Ids travel as decimal strings; anything else is a 422, never a 500."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
-        number = int(value)
-    else:
+    Ids travel as decimal strings in their canonical form: ASCII digits, no sign, no
+    leading zero, at most 19 digits and within a signed BIGINT. Anything else is a 422
+    naming the field, never a 500 and never a lookup of some other id.
+    """
+    if not (
+        isinstance(text, str)
+        and 0 < len(text) <= 19
+        and text.isascii()
+        and text.isdigit()
+        and text[0] != "0"
+    ):
         raise ValidationFailed(f"{field} must be a decimal id string", details={"field": field})
-    if not 0 < number <= MAX_ID:
+    number = int(text)
+    if number > MAX_ID:
         raise ValidationFailed(f"{field} is out of range", details={"field": field})
     return number

@@ -202,17 +202,36 @@ class Store(Protocol):
     """All repositories plus one transaction boundary.
 
     Every repository call made inside `async with store.transaction():` belongs to that
-    transaction (committed on exit, rolled back on an exception)."""
+    transaction (committed on exit, rolled back on an exception). The repositories are
+    read-only properties: an implementation may hold them as plain attributes of its own
+    (sub)types, and nothing outside the store replaces them."""
 
-    users: UserRepository
-    relations: RelationRepository
-    posts: PostRepository
-    likes: LikeRepository
-    comments: CommentRepository
-    notifications: NotificationRepository
-    media: MediaRepository
-    refresh_tokens: RefreshTokenRepository
-    outbox: Outbox
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def relations(self) -> RelationRepository: ...
+
+    @property
+    def posts(self) -> PostRepository: ...
+
+    @property
+    def likes(self) -> LikeRepository: ...
+
+    @property
+    def comments(self) -> CommentRepository: ...
+
+    @property
+    def notifications(self) -> NotificationRepository: ...
+
+    @property
+    def media(self) -> MediaRepository: ...
+
+    @property
+    def refresh_tokens(self) -> RefreshTokenRepository: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
 
     def transaction(self) -> AbstractAsyncContextManager[None]: ...
 

@@ -1,17 +1,24 @@
-"""Wire shapes shared by REST, WebSocket replies and live events (PROTOCOL.md).
+"""What clients see: the wire shapes of REST, WebSocket replies and live events, and the
+`Presenter` that builds them from records (docs/protocol.md).
 
 Ids are strings (64-bit ids lose precision as JavaScript numbers); times are RFC 3339 UTC.
-No view carries a password hash or a token, and only `MeView` carries an email.
+No view carries a password hash or a token, and only `MeView` carries an email. Routes are
+the server's business: the URL of a media file comes from the `MediaUrl` it supplies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Literal
 
 import msgspec
 
-from domain.models import Account, Comment, Media, Relationship
+from domain.models import Account, Comment, Media, Notification, Post, Relationship
+from domain.ports import Store
+
+MediaUrl = Callable[[int], str]
+"""The URL clients fetch a media file from, by media id (supplied by the server)."""
 
 
 class UserView(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,14 +60,14 @@ class MediaView(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
 
     @classmethod
-    def of(cls, media: Media) -> MediaView:
+    def of(cls, media: Media, url: MediaUrl) -> MediaView:
         return cls(
             id=str(media.id),
             content_type=media.content_type,
             width=media.width,
             height=media.height,
             size=media.size,
-            url=f"/api/v1/media/{media.id}",
+            url=url(media.id),
             created_at=media.created_at,
         )
 
@@ -132,18 +139,116 @@ class UnreadCount(msgspec.Struct, frozen=True):
     count: int
 
 
-T = TypeVar("T")
+# --- live event payloads (the `data` of pushes that are not a REST shape) ------------------
 
 
-class Paged(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
-    """A page of items plus its cursors; REST turns it into a body + Link header, the
-    WebSocket into {"items", "next_max_id"}. The cursors are the ids of the rows behind the
-    items (a follow list pages by follow id, not user id)."""
+class PostLiked(msgspec.Struct, frozen=True):
+    """`post.liked` / `post.unliked`."""
 
-    items: list[T]
-    next_max_id: str | None
-    prev_min_id: str | None
+    post_id: str
+    user_id: str
+    like_count: int
+
+
+class PostGone(msgspec.Struct, frozen=True):
+    """`post.deleted`."""
+
+    post_id: str
+
+
+class CommentPosted(msgspec.Struct, frozen=True):
+    """`comment.created`: the comment and the post's new count."""
+
+    comment: CommentView
+    comment_count: int
+
+
+class UserFollowed(msgspec.Struct, frozen=True):
+    """`user.followed`."""
+
+    user_id: str
+    follower: UserView
 
 
 def _opt(value: int | None) -> str | None:
     return None if value is None else str(value)
+
+
+# --- building views from records --------------------------------------------------------------
+
+
+class Presenter:
+    """Turn records into views with batched look-ups: one query per kind, never one per row."""
+
+    def __init__(self, store: Store, media_url: MediaUrl) -> None:
+        self._store = store
+        self.media_url = media_url
+
+    def media(self, media: Media) -> MediaView:
+        return MediaView.of(media, self.media_url)
+
+    async def posts(self, posts: Sequence[Post], viewer_id: int | None) -> list[PostView]:
+        if not posts:
+            return []
+        authors = await self._store.users.get_many(sorted({p.author_id for p in posts}))
+        media_ids = sorted({m for p in posts for m in p.media_ids})
+        media = await self._store.media.get_many(media_ids) if media_ids else {}
+        liked = (
+            await self._store.likes.liked(viewer_id, [p.id for p in posts])
+            if viewer_id is not None
+            else set()
+        )
+        views = []
+        for p in posts:
+            author = authors.get(p.author_id)
+            if author is None:  # author row gone: nothing sensible to show
+                continue
+            views.append(
+                PostView(
+                    id=str(p.id),
+                    author=UserView.of(author),
+                    content=p.content,
+                    media=[self.media(media[m]) for m in p.media_ids if m in media],
+                    like_count=p.like_count,
+                    comment_count=p.comment_count,
+                    liked_by_me=p.id in liked,
+                    created_at=p.created_at,
+                )
+            )
+        return views
+
+    async def post(self, post: Post, viewer_id: int | None) -> PostView:
+        views = await self.posts([post], viewer_id)
+        return views[0]
+
+    async def users(self, user_ids: Sequence[int]) -> list[UserView]:
+        accounts = await self._store.users.get_many(list(user_ids))
+        return [UserView.of(accounts[u]) for u in user_ids if u in accounts]
+
+    async def comments(self, comments: Sequence[Comment]) -> list[CommentView]:
+        if not comments:
+            return []
+        authors = await self._store.users.get_many(sorted({c.author_id for c in comments}))
+        return [CommentView.of(c, authors[c.author_id]) for c in comments if c.author_id in authors]
+
+    async def comment(self, comment: Comment) -> CommentView:
+        views = await self.comments([comment])
+        return views[0]
+
+    async def notifications(self, items: Sequence[Notification]) -> list[NotificationView]:
+        if not items:
+            return []
+        actors = await self._store.users.get_many(sorted({n.actor_id for n in items}))
+        return [
+            NotificationView(
+                id=str(n.id),
+                kind=n.kind,
+                actor=UserView.of(actors[n.actor_id]),
+                post_id=_opt(n.post_id),
+                comment_id=_opt(n.comment_id),
+                read=n.read_at is not None,
+                created_at=n.created_at,
+            )
+            for n in items
+            if n.actor_id in actors
+        ]

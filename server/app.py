@@ -3,110 +3,79 @@
     create_app(settings) -> Litestar
 
 The lifespan opens storage (migrating first on SQLite, the embedded default), builds the
-`Services` container, publishes it as `app.state.services`, runs the addons (the live
-layer: WebSocket endpoint, outbox relay, consumers) and closes everything on shutdown.
+live layer (channel backend, hub, session registry) and the `Services` container, publishes
+it as `app.state.services`, starts the outbox relay and its consumers when this process runs
+the workers, and closes everything on shutdown. Nothing is wired after start.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Protocol, cast
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import cast
 
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.types import ControllerRouterHandler
 
-from domain.ports import Publisher
+from channels.eventlog import OutboxRelay
+from channels.hub import Hub
+from channels.publisher import ChannelPublisher
+from server.container import API_PREFIX, ReadinessCheck, Services, build_services
 from server.controllers.auth import AuthController
+from server.controllers.feed import FeedController
 from server.controllers.health import HealthController
 from server.controllers.media import MediaController, upload_body_limit
+from server.controllers.notifications import NotificationsController
 from server.controllers.posts import PostsController
-from server.controllers.reading import FeedController, NotificationsController, SearchController
+from server.controllers.search import SearchController
 from server.controllers.users import UsersController
-from server.deps import DEPENDENCIES
+from server.dependencies import DEPENDENCIES
 from server.errors import EXCEPTION_HANDLERS
 from server.headers import security_headers
-from server.media import PillowImageProcessor
-from server.security.passwords import Argon2Hasher
-from server.security.tokens import JwtAccessTokens
-from server.services import Security, Services, StorageHandle, build_services
+from server.live import build_relay, channel_backend
 from server.settings import Settings
+from server.ws.endpoint import make_ws_endpoint
 
-API_PREFIX = "/api/v1"
 SCHEMA_PATH = f"{API_PREFIX}/schema"
-
-ReadinessCheck = Callable[[], Awaitable[object]]
-
-
-class Addon(Protocol):
-    """A piece wired in beside REST: the live layer's WebSocket route and its relay.
-
-    `route_handlers` are mounted under /api/v1 (e.g. a websocket handler at "/ws"); they
-    reach the services as `app.state.services` (or the `services` dependency).
-    `running(services)` is entered after the services exist and left before storage
-    closes: start the relay, consumers and channel backend there."""
-
-    route_handlers: Sequence[ControllerRouterHandler]
-
-    def running(self, services: Services) -> AbstractAsyncContextManager[None]: ...
-
-
-def default_security(settings: Settings) -> Security:
-    from storage.blobs import FileBlobStore
-
-    return Security(
-        hasher=Argon2Hasher(),
-        tokens=JwtAccessTokens(
-            settings.secret_key,
-            settings.jwt_issuer,
-            settings.jwt_audience,
-            settings.access_token_ttl,
-        ),
-        images=PillowImageProcessor(settings.max_upload_bytes, settings.max_image_pixels),
-        blobs=FileBlobStore(settings.media_dir),
-    )
-
-
-async def open_storage(settings: Settings, *, migrate: bool) -> StorageHandle:
-    # Imported here so `plaza --help` and config errors never pay for piccolo's import.
-    from storage.factory import open_storage as open_store
-
-    handle = await open_store(settings.database_url, run_migrations=migrate)
-    # A cast, not a conversion: SqlStore implements domain.ports.Store, but mypy treats the
-    # Protocol's plain attributes as invariant (fix: read-only properties in Store).
-    return cast(StorageHandle, handle)
 
 
 def create_app(
-    settings: Settings,
-    *,
-    publisher: Publisher | None = None,
-    addons: Sequence[Addon] = (),
-    security: Security | None = None,
-    migrate: bool | None = None,
+    settings: Settings, *, workers: bool = True, migrate: bool | None = None
 ) -> Litestar:
-    """`migrate`: None runs migrations at start on SQLite only (the embedded laptop case;
+    """`workers`: run the outbox relay and its consumers in this process (the embedded
+    single process; tests that step the relay themselves turn it off).
+    `migrate`: None runs migrations at start on SQLite only (the embedded laptop case;
     fleets run `plaza migrate` as a release step, never from N web processes at once)."""
     run_migrations = settings.database_kind == "sqlite" if migrate is None else migrate
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # Imported here so `plaza --help` and config errors never pay for piccolo's import.
+        from storage.factory import open_storage
+
         async with AsyncExitStack() as stack:
-            storage = await open_storage(settings, migrate=run_migrations)
+            storage = await open_storage(settings.database_url, run_migrations=run_migrations)
             stack.push_async_callback(storage.close)
-            services = build_services(
-                settings, storage, security or default_security(settings), publisher=publisher
-            )
+            backend = channel_backend(settings)
+            hub = Hub(backend)
+            await hub.start()
+            stack.push_async_callback(hub.stop)
+            services = build_services(settings, storage, hub, ChannelPublisher(backend))
+            stack.push_async_callback(services.sessions.close_all)
             services.readiness["database"] = storage.ping
             if settings.redis_url is not None:
                 services.readiness["redis"] = await _redis_check(settings.redis_url, stack)
+            relay = build_relay(services)
             app.state.services = services
-            for addon in addons:
-                await stack.enter_async_context(addon.running(services))
+            app.state.relay = relay
+            if workers:
+                storage.store.add_outbox_listener(relay.wake)
+                stack.callback(storage.store.remove_outbox_listener, relay.wake)
+                relay.start()
+                stack.push_async_callback(relay.stop)
             yield
 
     api = Router(
@@ -120,7 +89,7 @@ def create_app(
             NotificationsController,
             _with_body_limit(MediaController, upload_body_limit(settings.max_upload_bytes)),
             HealthController,
-            *(handler for addon in addons for handler in addon.route_handlers),
+            make_ws_endpoint(frozenset(o.lower() for o in settings.allowed_origins)),
         ],
         dependencies=DEPENDENCIES,
     )
@@ -147,6 +116,16 @@ def create_app(
         # The process owns logging (server.cli); a library must not replace root handlers.
         logging_config=None,
     )
+
+
+def services_of(app: Litestar) -> Services:
+    """The running app's container (after startup)."""
+    return cast(Services, app.state.services)
+
+
+def relay_of(app: Litestar) -> OutboxRelay:
+    """The running app's outbox relay (started only when the app runs the workers)."""
+    return cast(OutboxRelay, app.state.relay)
 
 
 def _with_body_limit(controller: type, limit: int) -> type:

@@ -61,30 +61,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"plaza: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.command in ("serve", "worker") and settings.redis_url is not None:
-        # Live events must reach every instance; without the Redis streams backend they
-        # would silently stay in one process. Refuse rather than half-work.
-        print(
-            "plaza: PLAZA_REDIS_URL: the Redis channel backend is not available in this"
-            " version; unset it to run embedded",
-            file=sys.stderr,
-        )
+    refusal = _not_built(args.command, settings)
+    if refusal is not None:
+        print(f"plaza: {refusal}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "serve":
         return serve(settings, host=args.host, port=args.port, workers=not args.no_workers)
-    if args.command == "worker":
-        return worker(settings)
     return migrate(settings)
+
+
+def _not_built(command: str, settings: Settings) -> str | None:
+    """The one refusal of what this version does not run yet: a fleet. Live events must
+    reach every instance; without the Redis streams event log and channel backend they
+    would silently stay in one process, so refuse rather than half-work."""
+    if command == "worker":
+        return (
+            "worker: a separate worker needs the Redis event log, which this version does"
+            " not ship; `plaza serve` runs the relay and consumers in-process"
+        )
+    if command == "serve" and settings.redis_url is not None:
+        return (
+            "PLAZA_REDIS_URL: the Redis channel backend is not available in this version;"
+            " unset it to run embedded"
+        )
+    return None
 
 
 def serve(settings: Settings, *, host: str | None, port: int | None, workers: bool) -> int:
     import uvicorn
 
     from server.app import create_app
-    from server.workers import live_addons
 
-    addons = live_addons(settings, workers=workers)
-    app = create_app(settings, addons=addons)
+    app = create_app(settings, workers=workers)
     config = uvicorn.Config(
         app,
         host=host or settings.host,
@@ -102,15 +110,17 @@ def serve(settings: Settings, *, host: str | None, port: int | None, workers: bo
         ws_ping_timeout=settings.ws_ping_timeout,
     )
     logging.getLogger("uvicorn.error").addFilter(_StripQuery())
-    server = _GracefulServer(config, addons)
+    server = _GracefulServer(config, app)
     # uvicorn shuts down gracefully on Ctrl-C, then re-raises the KeyboardInterrupt.
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     return 0 if server.started else 1
 
 
-def _GracefulServer(config: Any, addons: Sequence[Any]) -> Any:
+def _GracefulServer(config: Any, app: Any) -> Any:
     import uvicorn
+
+    from server.app import services_of
 
     class GracefulServer(uvicorn.Server):
         """uvicorn closes open WebSockets with 1012 when it shuts down, before the app's
@@ -118,34 +128,11 @@ def _GracefulServer(config: Any, addons: Sequence[Any]) -> Any:
         with 4000, so clients resume on another instance without losing anything."""
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            for addon in addons:
-                registry = getattr(addon, "registry", None)
-                if registry is not None:
-                    await registry.close_all()
+            if getattr(app.state, "services", None) is not None:
+                await services_of(app).sessions.close_all()
             await super().shutdown(sockets)
 
     return GracefulServer(config)
-
-
-def worker(settings: Settings) -> int:
-    if settings.embedded:
-        print(
-            "plaza: PLAZA_REDIS_URL: unset, so there is no shared event log for a separate"
-            " worker; `plaza serve` runs the workers in-process when embedded",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
-    from server.workers import run_worker
-
-    try:
-        asyncio.run(run_worker(settings))
-    except KeyboardInterrupt:
-        pass
-    except (NotImplementedError, RuntimeError) as error:
-        # Not wired or not buildable (e.g. a backend missing): say so in one line.
-        print(f"plaza: worker: {error}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def migrate(settings: Settings) -> int:

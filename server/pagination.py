@@ -6,7 +6,6 @@ Parameters are taken as strings and parsed here so that `limit=abc` or `max_id=-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
@@ -16,7 +15,7 @@ from litestar.params import QueryParameter
 
 from domain.errors import ValidationFailed
 from domain.ids import parse_id
-from domain.pagination import PageRequest
+from domain.pagination import MAX_LIMIT, Page, PageRequest
 
 T = TypeVar("T")
 
@@ -26,9 +25,11 @@ _CURSORS = ("max_id", "since_id", "min_id")
 def _limit(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
+    if not (raw.isascii() and raw.isdigit()):
         raise ValidationFailed("limit must be a positive integer", details={"field": "limit"})
-    return int(raw)
+    # Any number of digits is a number: above the cap is clamped (as documented), and a
+    # long digit string is never converted (int() of a huge string costs CPU).
+    return MAX_LIMIT if len(raw.lstrip("0")) > 6 else int(raw)
 
 
 def _cursor(raw: str | None, field: str) -> int | None:
@@ -58,26 +59,20 @@ def provide_page(
     )
 
 
-def link_header(request: Request[Any, Any, Any], cursors: Sequence[int]) -> str | None:
-    """`<...max_id=last>; rel="next", <...min_id=first>; rel="prev"`, keeping the other
+def link_header(request: Request[Any, Any, Any], page: Page[Any]) -> str | None:
+    """`<...max_id=oldest>; rel="next", <...min_id=newest>; rel="prev"`, keeping the other
     query parameters (q, type, limit). None for an empty page: there is nothing to page
     from (a client at the end stops; one at the top polls with its own min_id)."""
-    if not cursors:
+    if page.newest_cursor is None or page.oldest_cursor is None:
         return None
     url = URL(str(request.url))
     base = [(k, v) for k, v in url.query_params.multi_items() if k not in _CURSORS]
-    next_url = url.with_replacements(query=_encode([*base, ("max_id", str(cursors[-1]))]))
-    prev_url = url.with_replacements(query=_encode([*base, ("min_id", str(cursors[0]))]))
+    next_url = url.with_replacements(query=urlencode([*base, ("max_id", str(page.oldest_cursor))]))
+    prev_url = url.with_replacements(query=urlencode([*base, ("min_id", str(page.newest_cursor))]))
     return f'<{next_url}>; rel="next", <{prev_url}>; rel="prev"'
 
 
-def _encode(items: list[tuple[str, str]]) -> str:
-    return urlencode(items)
-
-
-def paged(
-    request: Request[Any, Any, Any], items: list[T], cursors: Sequence[int]
-) -> Response[list[T]]:
+def rest_page(request: Request[Any, Any, Any], page: Page[T]) -> Response[list[T]]:
     """A list response: the JSON array and its Link header."""
-    link = link_header(request, cursors)
-    return Response(items, headers={"Link": link} if link else None)
+    link = link_header(request, page)
+    return Response(page.items, headers={"Link": link} if link else None)

@@ -1,9 +1,9 @@
-"""In-process token buckets: auth attempts per client IP, writes per user.
+"""Rate limits: one token bucket, used per key for REST and WebSocket writes and logins,
+and per socket for inbound frames. Pure and clock-injected: tests step time.
 
 In-process on purpose: a limit that lets a fleet of N processes accept N times the rate is
 still a hard cap on abuse (guessing passwords, flooding posts), costs no network round
-trip on every write and keeps working when Redis is down. A global limit would live in
-Redis; nothing here needs one yet.
+trip on every write and keeps working when Redis is down.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from domain.errors import RateLimited
 
+__all__ = ["MAX_KEYS", "RateLimiter", "RateLimits", "TokenBucket"]
+
 Clock = Callable[[], float]
 
 # Bounds the memory one limiter can hold: a bucket is ~100 bytes, so 100k keys ~10 MB. The
@@ -23,15 +25,45 @@ Clock = Callable[[], float]
 MAX_KEYS = 100_000
 
 
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    stamp: float
+class TokenBucket:
+    """`rate` tokens per second, at most `burst` saved; a request spends `cost` tokens."""
+
+    __slots__ = ("_burst", "_clock", "_rate", "_stamp", "_tokens")
+
+    def __init__(self, rate: float, burst: float, *, clock: Clock = time.monotonic) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._tokens = burst
+        self._stamp = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        # max(): a clock that steps back must not drain the bucket.
+        elapsed = max(0.0, now - self._stamp)
+        self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
+        self._stamp = now
+
+    def allow(self, cost: float = 1.0) -> bool:
+        """Take `cost` tokens if there are that many; False (nothing taken) otherwise."""
+        self._refill()
+        # The epsilon absorbs float rounding: 0.05 s at 20/s must earn a whole token.
+        if self._tokens + 1e-9 >= cost:
+            self._tokens -= cost
+            return True
+        return False
+
+    def retry_after(self, cost: float = 1.0) -> float:
+        """Seconds until `cost` tokens are available (0 when they are now)."""
+        self._refill()
+        return max(0.0, (cost - self._tokens) / self._rate)
 
 
 class RateLimiter:
-    """`per_minute` tokens per minute per key, with bursts up to `burst` (default: the
-    per-minute amount, so a fresh client may spend a whole minute's budget at once)."""
+    """A token bucket per key: `per_minute` tokens a minute, bursts up to `burst` (default:
+    the per-minute amount, so a fresh client may spend a whole minute's budget at once)."""
 
     def __init__(
         self,
@@ -49,32 +81,24 @@ class RateLimiter:
         self._burst = float(burst if burst is not None else per_minute)
         self._clock = clock
         self._max_keys = max_keys
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     def hit(self, key: str, cost: float = 1.0) -> None:
         """Spend `cost` tokens of `key`'s bucket or raise RateLimited(retry_after)."""
-        now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = _Bucket(self._burst, now)
-            self._buckets[key] = bucket
+            bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, clock=self._clock)
             if len(self._buckets) > self._max_keys:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(key)
-            bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.stamp) * self._rate)
-            bucket.stamp = now
-        if bucket.tokens >= cost:
-            bucket.tokens -= cost
+        if bucket.allow(cost):
             return
-        wait = (cost - bucket.tokens) / self._rate
+        wait = bucket.retry_after(cost)
         raise RateLimited(
             f"too many {self.name} requests; retry in {math.ceil(wait)} s",
             retry_after=round(wait, 3),
         )
-
-    def reset(self) -> None:
-        self._buckets.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +106,8 @@ class RateLimits:
     # Per client IP: login, register, refresh. Argon2 makes each attempt cost ~50-100 ms
     # of CPU, so this limit protects both the accounts and the server's cores.
     auth: RateLimiter
-    # Per user: every write (post, like, comment, follow, block, upload, profile change).
+    # Per user: every write (post, like, comment, follow, block, upload, profile change),
+    # over REST and WebSocket alike: a write costs the same budget on either path.
     writes: RateLimiter
 
     @classmethod

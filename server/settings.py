@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from storage.urls import DatabaseKind, parse_database_url
+
 __all__ = ["ConfigError", "Settings"]
 
 KIB = 1024
@@ -28,7 +30,6 @@ MIB = 1024 * KIB
 # least 256 bits); 32 characters is the floor a human-typed key may have.
 MIN_SECRET_KEY_CHARS = 32
 
-DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -114,16 +115,15 @@ class Settings:
         return self.redis_url is None
 
     @property
-    def database_kind(self) -> str:
-        """`"sqlite"` or `"postgresql"`."""
-        return "sqlite" if self.database_url.startswith("sqlite:") else "postgresql"
+    def database_kind(self) -> DatabaseKind:
+        """`"sqlite"` or `"postgres"` (the one spelling, storage.urls)."""
+        return parse_database_url(self.database_url).kind
 
     @property
     def sqlite_path(self) -> Path | None:
         """The file of a `sqlite:///path` URL (relative) or `sqlite:////abs/path`."""
-        if self.database_kind != "sqlite":
-            return None
-        return Path(self.database_url.removeprefix("sqlite:///"))
+        url = parse_database_url(self.database_url)
+        return Path(url.target) if url.kind == "sqlite" else None
 
     def __repr__(self) -> str:
         # Never print the secret key or URL passwords (settings end up in logs and tracebacks).
@@ -240,20 +240,10 @@ def _scheme(url: str) -> str:
 
 
 def _check_database_url(url: str) -> None:
-    scheme = _scheme(url)
-    if scheme not in DATABASE_SCHEMES:
-        raise ConfigError(
-            "PLAZA_DATABASE_URL",
-            f"unsupported scheme {scheme or url!r}; use sqlite:///path/to/file.db or"
-            " postgresql://user@host/dbname",
-        )
-    if scheme == "sqlite" and (not url.startswith("sqlite:///") or url == "sqlite:///"):
-        raise ConfigError(
-            "PLAZA_DATABASE_URL",
-            "a SQLite URL needs a file path: sqlite:///relative.db or sqlite:////absolute.db",
-        )
-    if scheme != "sqlite" and not urlsplit(url).path.strip("/"):
-        raise ConfigError("PLAZA_DATABASE_URL", "a PostgreSQL URL needs a database name")
+    try:
+        parse_database_url(url)
+    except ValueError as error:
+        raise ConfigError("PLAZA_DATABASE_URL", str(error)) from None
 
 
 def _check_redis_url(url: str) -> None:

@@ -1,12 +1,7 @@
 """Plaza storage layer: piccolo tables and migrations, repositories implementing the
 domain ports, the SQL feed, search and the blob store.
 
-The server opens it with `await open_storage(url)` and applies migrations with
-`await migrate(url)`.
+Import the module you need (`storage.factory.open_storage`, `storage.migrate.migrate`,
+`storage.blobs.FileBlobStore`); this package itself imports nothing, so importing any of
+them never drags in the rest (and `storage.migrate` → `storage.piccolo_conf` is no cycle).
 """
-
-from storage.blobs import FileBlobStore
-from storage.factory import Storage, open_storage
-from storage.migrate import migrate
-
-__all__ = ["FileBlobStore", "Storage", "migrate", "open_storage"]

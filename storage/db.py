@@ -21,7 +21,8 @@ from piccolo.engine.base import Engine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.querystring import QueryString
 
-from storage.engine import EngineKind, engine_kind
+from storage.engine import engine_kind
+from storage.urls import DatabaseKind
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Database:
 
     def __init__(self, engine: Engine[Any]) -> None:
         self.engine = engine
-        self.kind: EngineKind = engine_kind(engine)
+        self.kind: DatabaseKind = engine_kind(engine)
         # The commit callbacks of the transaction running in this context (None: none is).
         self._pending: contextvars.ContextVar[list[Callback] | None] = contextvars.ContextVar(
             f"plaza_tx_{id(self)}", default=None
@@ -76,10 +77,6 @@ class Database:
 
     async def execute(self, sql: str, *args: Any) -> None:
         await self.fetch(sql, *args)
-
-    @property
-    def in_transaction(self) -> bool:
-        return self._pending.get() is not None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

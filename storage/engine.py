@@ -1,7 +1,7 @@
 """Build a piccolo engine from a database URL.
 
-`sqlite:///relative.db`, `sqlite:////absolute.db` or a bare path → SQLiteEngine;
-`postgresql://...` (or `postgres://...`) → PostgresEngine with an asyncpg pool.
+`sqlite:///relative.db` or `sqlite:////absolute.db` → SQLiteEngine; `postgresql://...`
+(or `postgres://...`) → PostgresEngine with an asyncpg pool (grammar: storage.urls).
 
 Repositories never rely on a global engine (piccolo's PICCOLO_CONF / `Table._meta.db`):
 every query runs on the engine object handed to `storage.db.Database`, so two databases
@@ -14,15 +14,14 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import aiosqlite
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, dict_factory
 
-EngineKind = Literal["sqlite", "postgres"]
+from storage.urls import DatabaseKind, parse_database_url
 
 # How long a SQLite writer waits for the write lock before failing with "database is
 # locked". Transactions take the lock up front (BEGIN IMMEDIATE) and are short, so a wait
@@ -111,38 +110,6 @@ def _is_read(query: str) -> bool:
     return head == "SELECT" or (head.startswith("WITH") and "RETURNING" not in query.upper())
 
 
-@dataclass(frozen=True, slots=True)
-class DatabaseUrl:
-    kind: EngineKind
-    # SQLite: the file path; PostgreSQL: the DSN as given.
-    target: str
-
-
-def parse_database_url(url: str) -> DatabaseUrl:
-    """Raises ValueError with one clear line on anything unusable."""
-    url = url.strip()
-    if not url:
-        raise ValueError("database URL is empty")
-    if url.startswith(("postgresql://", "postgres://")):
-        return DatabaseUrl("postgres", url)
-    if url.startswith("sqlite://"):
-        # SQLAlchemy's convention: sqlite:///relative/path, sqlite:////absolute/path.
-        path = url.removeprefix("sqlite://")
-        if path.startswith("/"):
-            path = path[1:]
-        if not path:
-            raise ValueError(f"database URL {url!r} names no file")
-    elif "://" in url:
-        raise ValueError(f"unsupported database URL scheme in {url!r} (sqlite or postgresql)")
-    else:
-        path = url
-    if path == ":memory:" or path.startswith("file::memory:"):
-        # piccolo's SQLite engine opens a connection per query: an in-memory database
-        # would be a new, empty one every time.
-        raise ValueError("in-memory SQLite is not supported; give a file path")
-    return DatabaseUrl("sqlite", path)
-
-
 def prepare_sqlite_file(path: str) -> None:
     """Create the directory and switch the file to WAL (blocking; run in a thread).
 
@@ -168,7 +135,7 @@ def create_engine(url: str) -> Engine[Any]:
     return PlazaSQLiteEngine(path=parsed.target, timeout=SQLITE_BUSY_TIMEOUT_S)
 
 
-def engine_kind(engine: Engine[Any]) -> EngineKind:
+def engine_kind(engine: Engine[Any]) -> DatabaseKind:
     kind = engine.engine_type
     if kind not in ("sqlite", "postgres"):
         raise ValueError(f"unsupported engine {kind!r}")

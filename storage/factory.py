@@ -8,12 +8,13 @@ from typing import Any
 from piccolo.engine.base import Engine
 
 from storage.db import Database
-from storage.engine import EngineKind, close_engine, open_engine
+from storage.engine import close_engine, open_engine
 from storage.feed import SqlFeedStore
 from storage.migrate import migrate
 from storage.outbox import SqlOutboxReader
 from storage.search import SqlSearchIndex
 from storage.store import SqlStore
+from storage.urls import DatabaseKind
 
 
 @dataclass(eq=False)
@@ -26,7 +27,7 @@ class Storage:
     search: SqlSearchIndex
 
     @property
-    def kind(self) -> EngineKind:
+    def kind(self) -> DatabaseKind:
         return self.db.kind
 
     async def ping(self) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from storage.accounts import (
-    SqlMediaRepository,
-    SqlNotificationRepository,
-    SqlRefreshTokenRepository,
-)
 from storage.db import Database
+from storage.media import SqlMediaRepository
+from storage.notifications import SqlNotificationRepository
 from storage.outbox import SqlOutbox
 from storage.posts import SqlCommentRepository, SqlLikeRepository, SqlPostRepository
+from storage.refresh_tokens import SqlRefreshTokenRepository
 from storage.relations import SqlRelationRepository
 from storage.users import SqlUserRepository
 

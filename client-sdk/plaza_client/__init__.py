@@ -33,6 +33,7 @@ from plaza_client.live import LiveSession, Subscription
 from plaza_client.models import (
     Comment,
     CommentCreated,
+    Me,
     Media,
     Notification,
     Page,
@@ -60,6 +61,7 @@ __all__ = [
     "Forbidden",
     "LiveEvent",
     "LiveSession",
+    "Me",
     "Media",
     "NetworkError",
     "NotFound",

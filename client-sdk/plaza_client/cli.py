@@ -3,7 +3,8 @@
     plaza-client tail --feed --notifications
     plaza-client post "hello"
 
-Credentials come from --server/--user/--password or PLAZA_URL/PLAZA_USER/PLAZA_PASSWORD.
+The server and credentials come from --server/--user/--password, else from the
+environment (ENVIRONMENT below, which is also the end of `plaza-client --help`).
 """
 
 from __future__ import annotations
@@ -28,17 +29,43 @@ __all__ = ["main"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
+ENVIRONMENT = f"""\
+environment variables (each used when its option is not given):
+  PLAZA_URL       the server's base URL (default: {DEFAULT_URL})
+  PLAZA_USER      the username or email to log in as
+  PLAZA_PASSWORD  the password (asked for on the terminal when unset)
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="plaza-client", description="Plaza command-line client")
+    # The epilog's line breaks are kept; option help is still wrapped as usual.
+    formatting: dict[str, Any] = {
+        "epilog": ENVIRONMENT,
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+    parser = argparse.ArgumentParser(
+        prog="plaza-client", description="Plaza command-line client", **formatting
+    )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--server", default=os.environ.get("PLAZA_URL", DEFAULT_URL))
-    common.add_argument("--user", default=os.environ.get("PLAZA_USER"), help="username or email")
-    common.add_argument("--password", default=os.environ.get("PLAZA_PASSWORD"))
+    # The help names the variables, never their values: PLAZA_PASSWORD must not be echoed.
+    common.add_argument(
+        "--server",
+        default=os.environ.get("PLAZA_URL", DEFAULT_URL),
+        metavar="URL",
+        help=f"server base URL (default: $PLAZA_URL, else {DEFAULT_URL})",
+    )
+    common.add_argument(
+        "--user", default=os.environ.get("PLAZA_USER"), help="username or email ($PLAZA_USER)"
+    )
+    common.add_argument(
+        "--password",
+        default=os.environ.get("PLAZA_PASSWORD"),
+        help="password ($PLAZA_PASSWORD; asked for when neither is given)",
+    )
     common.add_argument("-v", "--verbose", action="store_true", help="log reconnects")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    tail = commands.add_parser("tail", parents=[common], help="print live events")
+    tail = commands.add_parser("tail", parents=[common], help="print live events", **formatting)
     tail.add_argument("--feed", action="store_true", help="the home feed")
     tail.add_argument("--notifications", action="store_true", help="own notifications")
     tail.add_argument("--public", action="store_true", help="every public post")
@@ -46,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         "--channel", action="append", default=[], metavar="NAME", help="e.g. post:123, user:42"
     )
 
-    post = commands.add_parser("post", parents=[common], help="publish a post")
+    post = commands.add_parser("post", parents=[common], help="publish a post", **formatting)
     post.add_argument("content")
     post.add_argument("--media", action="append", default=[], metavar="FILE", help="an image")
     post.add_argument("--idempotency-key")

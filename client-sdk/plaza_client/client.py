@@ -1,4 +1,4 @@
-"""AsyncClient: the REST surface of PROTOCOL.md, plus `live()` for the WebSocket session."""
+"""AsyncClient: the REST surface of docs/protocol.md, plus `live()` for the WebSocket session."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from plaza_client.errors import AuthError
 from plaza_client.live import LiveSession
 from plaza_client.models import (
     Comment,
+    Me,
     Media,
     Notification,
     Page,
@@ -53,7 +54,7 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._rest = RestTransport(base_url, tokens=tokens, timeout=timeout, transport=transport)
-        self._me: User | None = tokens.user if tokens is not None else None
+        self._me: Me | None = tokens.user if tokens is not None else None
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -79,8 +80,8 @@ class AsyncClient:
         return self._rest.tokens
 
     @property
-    def user(self) -> User | None:
-        """The logged-in user, when known (from login or `me()`)."""
+    def user(self) -> Me | None:
+        """The logged-in user's own profile, when known (from login or `me()`)."""
         return self._me
 
     @property
@@ -89,10 +90,12 @@ class AsyncClient:
 
     # -- auth ----------------------------------------------------------------------------
 
-    async def register(self, username: str, email: str, password: str) -> User:
+    async def register(self, username: str, email: str, password: str) -> Me:
+        """Create an account (no tokens are issued: `login()` next). A taken username or
+        email raises Conflict."""
         body = {"username": username, "email": email, "password": password}
         response = await self._rest.request("POST", "/auth/register", json=body, auth=False)
-        return self._rest.decode(response, User)
+        return self._rest.decode(response, Me)
 
     async def login(self, login: str, password: str) -> TokenPair:
         """Log in with an email or a username; keeps the returned token pair."""
@@ -138,15 +141,17 @@ class AsyncClient:
 
     # -- users ---------------------------------------------------------------------------
 
-    async def me(self) -> User:
+    async def me(self) -> Me:
+        """The caller's own profile, with its email."""
         response = await self._rest.request("GET", "/users/me")
-        self._me = self._rest.decode(response, User)
+        self._me = self._rest.decode(response, Me)
         return self._me
 
     async def _my_id(self) -> str:
         return (self._me or await self.me()).id
 
     async def get_user(self, user_id: str) -> User:
+        """A public profile (no email, even your own: use `me()` for that)."""
         return self._rest.decode(await self._rest.request("GET", f"/users/{user_id}"), User)
 
     async def update_profile(
@@ -156,7 +161,7 @@ class AsyncClient:
         bio: str | None = None,
         avatar_media_id: str | None = None,
         clear_avatar: bool = False,
-    ) -> User:
+    ) -> Me:
         """Change the given fields of the caller's profile (PATCH); others are kept."""
         body: dict[str, Any] = {}
         if display_name is not None:
@@ -167,10 +172,8 @@ class AsyncClient:
             body["avatar_media_id"] = avatar_media_id
         user_id = await self._my_id()
         response = await self._rest.request("PATCH", f"/users/{user_id}", json=body)
-        user = self._rest.decode(response, User)
-        email = user.email or (self._me.email if self._me is not None else None)
-        self._me = msgspec.structs.replace(user, email=email)
-        return user
+        self._me = self._rest.decode(response, Me)
+        return self._me
 
     async def user_posts(
         self,

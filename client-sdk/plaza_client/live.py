@@ -1,6 +1,6 @@
 """LiveSession: one WebSocket session that survives reconnects without losing events.
 
-Frames in and out follow PROTOCOL.md: requests `{"id", "op", ...}` get exactly one reply
+Frames in and out follow docs/protocol.md: requests `{"id", "op", ...}` get exactly one reply
 with the same id; pushes (no id) become LiveEvents. Which events to deliver, and what to
 send on resubscribe, is decided by the pure ResumeState; this module only moves frames,
 reconnects and keeps the socket authenticated.

@@ -1,4 +1,4 @@
-"""Typed REST shapes of PROTOCOL.md, decoded leniently.
+"""Typed REST shapes of the protocol (docs/protocol.md in the repository), decoded leniently.
 
 Every model ignores fields it does not know (msgspec's default), so the server may add
 fields without breaking deployed clients. Fields the protocol marks optional, or that a
@@ -19,6 +19,7 @@ T = TypeVar("T")
 __all__ = [
     "Comment",
     "CommentCreated",
+    "Me",
     "Media",
     "Notification",
     "Page",
@@ -31,14 +32,21 @@ __all__ = [
 
 
 class User(msgspec.Struct, frozen=True, kw_only=True):
+    """A public profile: what anyone may see of a user (no email)."""
+
     id: str
     username: str
     display_name: str | None = None
     bio: str | None = None
     avatar_media_id: str | None = None
     created_at: datetime | None = None
-    # Only GET /users/me (and the login reply) carries the caller's own email.
-    email: str | None = None
+
+
+class Me(User, frozen=True, kw_only=True):
+    """Your own profile: a User plus your email. Only replies about yourself carry it
+    (register, login, refresh, GET /users/me, a profile update, the live `auth` reply)."""
+
+    email: str
 
 
 class Media(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,7 +104,7 @@ class TokenPair(msgspec.Struct, frozen=True, kw_only=True):
     token_type: str = "Bearer"  # noqa: S105 (the OAuth token type, not a secret)
     # Seconds the access token lives; used to refresh it shortly before it expires.
     expires_in: int | None = None
-    user: User | None = None
+    user: Me | None = None
 
 
 class CommentCreated(msgspec.Struct, frozen=True, kw_only=True):
@@ -110,7 +118,9 @@ class Page(list[T], Generic[T]):
     """A list of items, newest first, plus the cursors to page on.
 
     `next` is the `max_id` of the next (older) page: taken from the Link header's
-    rel="next" when the server sends one, else the last item's id; None at the end.
+    rel="next" when the server sends one, else the last item's id. The server sends a
+    Link header with every non-empty REST page, so there `next` is None only on an empty
+    page (the end); on a WebSocket page it is `next_max_id`, None on a short last page.
     `prev` is the `min_id` of the newer page when the server gives one.
     """
 

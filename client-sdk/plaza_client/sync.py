@@ -21,6 +21,7 @@ from plaza_client.events import LiveEvent, Position
 from plaza_client.live import LiveSession, Subscription
 from plaza_client.models import (
     Comment,
+    Me,
     Media,
     Notification,
     Page,
@@ -128,12 +129,12 @@ class Client:
         return self._async.tokens
 
     @property
-    def user(self) -> User | None:
+    def user(self) -> Me | None:
         return self._async.user
 
     # -- auth and users ------------------------------------------------------------------
 
-    def register(self, username: str, email: str, password: str) -> User:
+    def register(self, username: str, email: str, password: str) -> Me:
         return self._run(self._async.register(username, email, password))
 
     def login(self, login: str, password: str) -> TokenPair:
@@ -151,13 +152,13 @@ class Client:
     def change_password(self, old_password: str, new_password: str) -> None:
         self._run(self._async.change_password(old_password, new_password))
 
-    def me(self) -> User:
+    def me(self) -> Me:
         return self._run(self._async.me())
 
     def get_user(self, user_id: str) -> User:
         return self._run(self._async.get_user(user_id))
 
-    def update_profile(self, **fields: Unpack[ProfileFields]) -> User:
+    def update_profile(self, **fields: Unpack[ProfileFields]) -> Me:
         return self._run(self._async.update_profile(**fields))
 
     def user_posts(self, user_id: str, **paging: Unpack[Paging]) -> Page[Post]:

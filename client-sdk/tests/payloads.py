@@ -1,4 +1,4 @@
-"""Example payloads in the shapes of PROTOCOL.md, shared by the SDK unit tests."""
+"""Example payloads in the shapes of docs/protocol.md, shared by the SDK unit tests."""
 
 from __future__ import annotations
 

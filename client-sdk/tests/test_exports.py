@@ -7,7 +7,7 @@ import plaza_client
 PUBLIC = {
     "AsyncClient", "Client", "LiveSession", "SyncLiveSession", "Subscription",
     "LiveEvent", "Position", "Resync", "RESYNC", "SUBSCRIPTION_LOST", "ResumeState", "Backoff",
-    "User", "Post", "Comment", "CommentCreated", "Notification", "Media", "Relationship",
+    "User", "Me", "Post", "Comment", "CommentCreated", "Notification", "Media", "Relationship",
     "TokenPair", "Page",
     "PlazaError", "AuthError", "Forbidden", "NotFound", "Conflict", "ValidationError",
     "UnsupportedMediaType", "PayloadTooLarge", "RateLimited", "ServiceUnavailable",

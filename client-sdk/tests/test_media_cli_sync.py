@@ -10,7 +10,7 @@ import pytest
 
 from plaza_client import AsyncClient, Client
 from plaza_client._media import read_upload, sniff_image_type
-from plaza_client.cli import _parser
+from plaza_client.cli import DEFAULT_URL, _parser, main
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
 
@@ -52,6 +52,21 @@ def test_cli_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLAZA_USER", "bob")
     args = _parser().parse_args(["tail"])
     assert (args.server, args.user) == ("https://plaza.example", "bob")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["tail", "--help"], ["post", "--help"]])
+def test_cli_help_names_its_environment_and_default_server(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PLAZA_PASSWORD", "hunter2-secret")
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for name in ("PLAZA_URL", "PLAZA_USER", "PLAZA_PASSWORD", DEFAULT_URL):
+        assert name in text, (argv, name)
+    assert DEFAULT_URL == "http://127.0.0.1:8000"
+    assert "hunter2-secret" not in text  # the help names variables, never shows values
 
 
 async def test_ws_url_follows_the_base_url() -> None:

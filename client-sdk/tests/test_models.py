@@ -10,6 +10,7 @@ from plaza_client.events import decode_event_data
 from plaza_client.models import (
     Comment,
     CommentCreated,
+    Me,
     Media,
     Notification,
     Page,
@@ -51,8 +52,14 @@ def test_ids_stay_strings() -> None:
 
 
 def test_me_carries_email_others_do_not() -> None:
-    assert convert({**USER, "email": "a@example.com"}, User).email == "a@example.com"
-    assert convert(USER, User).email is None
+    me = convert({**USER, "email": "a@example.com"}, Me)
+    assert me.email == "a@example.com" and isinstance(me, User)
+    # Another user's profile has no email field at all, not an email that is None; an
+    # email sent anyway (your own id through GET /users/{id}) is not kept on a User.
+    assert "email" not in User.__struct_fields__
+    assert not hasattr(convert({**USER, "email": "a@example.com"}, User), "email")
+    with pytest.raises(msgspec.ValidationError, match="email"):
+        convert(USER, Me)  # a Me without its email is not a Me
 
 
 def test_lenient_nulls_and_missing_optionals() -> None:
@@ -87,7 +94,8 @@ def test_relationship_token_pair_comment() -> None:
         },
         TokenPair,
     )
-    assert pair.expires_in == 900 and pair.user is not None and pair.user.email
+    assert isinstance(pair.user, Me) and pair.user.email == "a@example.com"
+    assert pair.expires_in == 900
     c = convert(
         {"id": "3", "post_id": "900", "author": USER, "content": "nice", "created_at": None},
         Comment,

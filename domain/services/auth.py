@@ -48,15 +48,12 @@ class AuthService:
         tokens: AccessTokens,
         *,
         refresh_ttl_seconds: int,
-        revoker: SessionRevoker | None = None,
+        revoker: SessionRevoker,
     ) -> None:
         self._ctx = ctx
         self._hasher = hasher
         self._tokens = tokens
         self._refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
-        self._revoker = revoker
-
-    def set_revoker(self, revoker: SessionRevoker) -> None:
         self._revoker = revoker
 
     async def login(self, login: str, password: str) -> TokenPair:
@@ -117,8 +114,7 @@ class AuthService:
         async with self._ctx.store.transaction():
             await self._ctx.store.users.bump_token_version(user_id)
             await self._ctx.store.refresh_tokens.revoke_user(user_id, self._ctx.clock.now())
-        if self._revoker is not None:
-            await self._revoker.revoke_user(user_id)
+        await self._revoker.revoke_user(user_id)
 
     async def change_password(self, user_id: int, old_password: str, new_password: str) -> None:
         account = await self._ctx.store.users.get(user_id)
@@ -130,8 +126,7 @@ class AuthService:
             await self._ctx.store.users.set_password_hash(user_id, new_hash)
             await self._ctx.store.users.bump_token_version(user_id)
             await self._ctx.store.refresh_tokens.revoke_user(user_id, self._ctx.clock.now())
-        if self._revoker is not None:
-            await self._revoker.revoke_user(user_id)
+        await self._revoker.revoke_user(user_id)
 
     async def authenticate(self, access_token: str) -> Principal:
         """Verify a token and that its account still honours it (token_version)."""
@@ -168,5 +163,4 @@ class AuthService:
         )
 
     async def _revoke_sessions(self, user_id: int, family_id: str) -> None:
-        if self._revoker is not None:
-            await self._revoker.revoke_session(user_id, family_id)
+        await self._revoker.revoke_session(user_id, family_id)

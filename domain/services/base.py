@@ -1,11 +1,14 @@
-"""What every service needs: the store, a clock and an id generator."""
+"""What every service needs (the store, a clock, an id generator) and the visibility rules
+they share: who may see a user or a post, and lists filtered for the viewer."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from domain.errors import NotFound
 from domain.models import Account, Edge, Post
+from domain.pagination import Page, PageRequest, fill_page
 from domain.ports import Clock, IdGenerator, Store
 
 
@@ -43,11 +46,43 @@ async def visible_post(ctx: Context, post_id: int, viewer_id: int | None) -> Pos
     return post
 
 
-async def visible_edges(
-    ctx: Context, edges: list[Edge], viewer_id: int | None
-) -> tuple[list[Edge], dict[int, Account]]:
-    """A user list (followers, following, likers) with its accounts, minus the users in a
-    block relation with the viewer. The edges all stay, so the page cursors stay exact."""
-    hidden = await ctx.store.relations.block_set(viewer_id) if viewer_id is not None else set()
-    accounts = await ctx.store.users.get_many([e.user_id for e in edges])
-    return edges, {uid: a for uid, a in accounts.items() if uid not in hidden}
+async def hidden_from(ctx: Context, viewer_id: int | None) -> set[int]:
+    """Users in a block relation with the viewer either way (read-time filtering)."""
+    return await ctx.store.relations.block_set(viewer_id) if viewer_id is not None else set()
+
+
+async def user_list(
+    ctx: Context,
+    page: PageRequest,
+    fetch: Callable[[PageRequest], Awaitable[Sequence[Edge]]],
+    viewer_id: int | None,
+) -> Page[Account]:
+    """A user list (followers, following, likers) paged by its edges, minus the users in a
+    block relation with the viewer; pages stay full (see fill_page)."""
+    hidden = await hidden_from(ctx, viewer_id)
+
+    async def keep(edges: Sequence[Edge]) -> list[tuple[int, Account]]:
+        accounts = await ctx.store.users.get_many([e.user_id for e in edges])
+        return [
+            (e.id, accounts[e.user_id])
+            for e in edges
+            if e.user_id in accounts and e.user_id not in hidden
+        ]
+
+    return await fill_page(page, fetch, lambda e: e.id, keep)
+
+
+async def post_list(
+    ctx: Context,
+    page: PageRequest,
+    fetch: Callable[[PageRequest], Awaitable[Sequence[int]]],
+    hidden: set[int],
+) -> Page[Post]:
+    """Post ids read through `fetch`, hydrated with one query, minus deleted posts and
+    authors in `hidden`; pages stay full (see fill_page)."""
+
+    async def keep(ids: Sequence[int]) -> list[tuple[int, Post]]:
+        posts = await ctx.store.posts.get_many(ids)
+        return [(i, posts[i]) for i in ids if i in posts and posts[i].author_id not in hidden]
+
+    return await fill_page(page, fetch, lambda i: i, keep)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from domain import validation
 from domain.errors import Forbidden, NotFound, ValidationFailed
 from domain.events import CommentCreated, LikeCreated, LikeRemoved, PostCreated, PostDeleted
-from domain.models import Account, Comment, Edge, Post
-from domain.pagination import PageRequest
-from domain.services.base import Context, visible_edges, visible_post, visible_user
+from domain.models import Account, Comment, Post
+from domain.pagination import Page, PageRequest, fill_page
+from domain.services.base import Context, hidden_from, user_list, visible_post, visible_user
 
 
 class PostService:
@@ -94,13 +96,14 @@ class PostService:
 
     async def by_author(
         self, author_id: int, viewer_id: int | None, page: PageRequest
-    ) -> list[Post]:
+    ) -> Page[Post]:
         await visible_user(self._ctx, author_id, viewer_id)
         if viewer_id is not None and await self._ctx.store.relations.blocked_either_way(
             viewer_id, author_id
         ):
-            return []
-        return await self._ctx.store.posts.by_author(author_id, page)
+            return Page.of([], lambda p: p.id, page)
+        posts = await self._ctx.store.posts.by_author(author_id, page)
+        return Page.of(posts, lambda p: p.id, page)
 
     async def like(self, post_id: int, user_id: int) -> Post:
         post = await visible_post(self._ctx, post_id, user_id)
@@ -143,12 +146,11 @@ class PostService:
                 )
         return await visible_post(self._ctx, post_id, user_id)
 
-    async def likers(
-        self, post_id: int, viewer_id: int | None, page: PageRequest
-    ) -> tuple[list[Edge], dict[int, Account]]:
+    async def likers(self, post_id: int, viewer_id: int | None, page: PageRequest) -> Page[Account]:
         await visible_post(self._ctx, post_id, viewer_id)
-        edges = await self._ctx.store.likes.likers(post_id, page)
-        return await visible_edges(self._ctx, edges, viewer_id)
+        return await user_list(
+            self._ctx, page, lambda p: self._ctx.store.likes.likers(post_id, p), viewer_id
+        )
 
     async def comment(self, post_id: int, author_id: int, content: str) -> tuple[Comment, int]:
         """Returns the comment and the post's new comment_count."""
@@ -182,10 +184,13 @@ class PostService:
 
     async def comments(
         self, post_id: int, viewer_id: int | None, page: PageRequest
-    ) -> list[Comment]:
+    ) -> Page[Comment]:
         await visible_post(self._ctx, post_id, viewer_id)
-        items = await self._ctx.store.comments.by_post(post_id, page)
-        if viewer_id is None:
-            return items
-        hidden = await self._ctx.store.relations.block_set(viewer_id)
-        return [c for c in items if c.author_id not in hidden]
+        hidden = await hidden_from(self._ctx, viewer_id)
+
+        async def keep(comments: Sequence[Comment]) -> list[tuple[int, Comment]]:
+            return [(c.id, c) for c in comments if c.author_id not in hidden]
+
+        return await fill_page(
+            page, lambda p: self._ctx.store.comments.by_post(post_id, p), lambda c: c.id, keep
+        )

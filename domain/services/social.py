@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from domain.errors import Forbidden, ValidationFailed
 from domain.events import BlockCreated, DomainEvent, FollowCreated, FollowRemoved
-from domain.models import Account, Edge, Relationship
-from domain.pagination import PageRequest
-from domain.services.base import Context, visible_edges, visible_user
+from domain.models import Account, Relationship
+from domain.pagination import Page, PageRequest
+from domain.services.base import Context, user_list, visible_user
 
 
 class SocialService:
@@ -96,14 +96,18 @@ class SocialService:
 
     async def followers(
         self, user_id: int, viewer_id: int | None, page: PageRequest
-    ) -> tuple[list[Edge], dict[int, Account]]:
+    ) -> Page[Account]:
         await visible_user(self._ctx, user_id, viewer_id)
-        edges = await self._ctx.store.relations.followers(user_id, page)
-        return await visible_edges(self._ctx, edges, viewer_id)
+        relations = self._ctx.store.relations
+        return await user_list(
+            self._ctx, page, lambda p: relations.followers(user_id, p), viewer_id
+        )
 
     async def following(
         self, user_id: int, viewer_id: int | None, page: PageRequest
-    ) -> tuple[list[Edge], dict[int, Account]]:
+    ) -> Page[Account]:
         await visible_user(self._ctx, user_id, viewer_id)
-        edges = await self._ctx.store.relations.following(user_id, page)
-        return await visible_edges(self._ctx, edges, viewer_id)
+        relations = self._ctx.store.relations
+        return await user_list(
+            self._ctx, page, lambda p: relations.following(user_id, p), viewer_id
+        )

@@ -10,8 +10,7 @@ from litestar.params import JSONBody
 
 from domain.errors import ValidationFailed
 from domain.views import MeView, TokenPair
-from server.auth import client_ip
-from server.di import PrincipalDep, ServicesDep
+from server.dependencies import PrincipalDep, ServicesDep, client_ip
 
 
 class RegisterIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

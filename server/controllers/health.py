@@ -8,7 +8,7 @@ import logging
 import msgspec
 from litestar import Controller, Response, get
 
-from server.di import ServicesDep
+from server.dependencies import ServicesDep
 
 logger = logging.getLogger("plaza.server")
 

@@ -11,7 +11,7 @@ from litestar.params import FromPath, MultipartBody
 
 from domain.ids import parse_id
 from domain.views import MediaView
-from server.di import ActorDep, ServicesDep
+from server.dependencies import ActorDep, ServicesDep
 
 # Multipart framing around the file (boundaries, part headers) is a few hundred bytes;
 # 64 KiB of slack keeps a file of exactly the upload limit from being refused as a body.
@@ -43,7 +43,7 @@ class MediaController(Controller):
     ) -> Response[MediaView]:
         payload = await data.file.read()
         media = await services.media.upload(actor.user_id, payload)
-        return Response(MediaView.of(media), status_code=201)
+        return Response(services.presenter.media(media), status_code=201)
 
     @get("/{media_id:str}", cache=False)
     async def fetch(

@@ -10,8 +10,8 @@ from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from domain.ids import parse_id
 from domain.views import CommentView, PostView, UserView
-from server.di import ActorDep, PageDep, ServicesDep, ViewerDep
-from server.pagination import paged
+from server.dependencies import ActorDep, PageDep, ServicesDep, ViewerDep
+from server.pagination import rest_page
 
 
 class PostIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -94,9 +94,8 @@ class PostsController(Controller):
         services: ServicesDep,
     ) -> Response[list[UserView]]:
         viewer_id = viewer.user_id if viewer else None
-        edges, accounts = await services.posts.likers(parse_id(post_id, "post_id"), viewer_id, page)
-        users = [UserView.of(accounts[e.user_id]) for e in edges if e.user_id in accounts]
-        return paged(request, users, [e.id for e in edges])
+        likers = await services.lists.likers(parse_id(post_id, "post_id"), viewer_id, page)
+        return rest_page(request, likers)
 
     @post("/{post_id:str}/comments", status_code=201)
     async def comment(
@@ -109,8 +108,7 @@ class PostsController(Controller):
         created, _count = await services.posts.comment(
             parse_id(post_id, "post_id"), actor.user_id, data.content
         )
-        views = await services.presenter.comments([created])
-        return views[0]
+        return await services.presenter.comment(created)
 
     @get("/{post_id:str}/comments")
     async def comments(
@@ -122,6 +120,5 @@ class PostsController(Controller):
         services: ServicesDep,
     ) -> Response[list[CommentView]]:
         viewer_id = viewer.user_id if viewer else None
-        items = await services.posts.comments(parse_id(post_id, "post_id"), viewer_id, page)
-        views = await services.presenter.comments(items)
-        return paged(request, views, [c.id for c in items])
+        comments = await services.lists.comments(parse_id(post_id, "post_id"), viewer_id, page)
+        return rest_page(request, comments)

@@ -17,8 +17,8 @@ from domain.views import (
     RelationshipView,
     UserView,
 )
-from server.di import ActorDep, PageDep, PrincipalDep, ServicesDep, ViewerDep
-from server.pagination import paged
+from server.dependencies import ActorDep, PageDep, PrincipalDep, ServicesDep, ViewerDep
+from server.pagination import rest_page
 
 
 class ProfileIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -97,9 +97,8 @@ class UsersController(Controller):
         services: ServicesDep,
     ) -> Response[list[PostView]]:
         viewer_id = viewer.user_id if viewer else None
-        items = await services.posts.by_author(parse_id(user_id, "user_id"), viewer_id, page)
-        views = await services.presenter.posts(items, viewer_id)
-        return paged(request, views, [p.id for p in items])
+        posts = await services.lists.user_posts(parse_id(user_id, "user_id"), viewer_id, page)
+        return rest_page(request, posts)
 
     @get("/{user_id:str}/followers")
     async def followers(
@@ -111,11 +110,8 @@ class UsersController(Controller):
         services: ServicesDep,
     ) -> Response[list[UserView]]:
         viewer_id = viewer.user_id if viewer else None
-        edges, accounts = await services.social.followers(
-            parse_id(user_id, "user_id"), viewer_id, page
-        )
-        views = [UserView.of(accounts[e.user_id]) for e in edges if e.user_id in accounts]
-        return paged(request, views, [e.id for e in edges])
+        users = await services.lists.followers(parse_id(user_id, "user_id"), viewer_id, page)
+        return rest_page(request, users)
 
     @get("/{user_id:str}/following")
     async def following(
@@ -127,11 +123,8 @@ class UsersController(Controller):
         services: ServicesDep,
     ) -> Response[list[UserView]]:
         viewer_id = viewer.user_id if viewer else None
-        edges, accounts = await services.social.following(
-            parse_id(user_id, "user_id"), viewer_id, page
-        )
-        views = [UserView.of(accounts[e.user_id]) for e in edges if e.user_id in accounts]
-        return paged(request, views, [e.id for e in edges])
+        users = await services.lists.following(parse_id(user_id, "user_id"), viewer_id, page)
+        return rest_page(request, users)
 
     @get("/{user_id:str}/relationship")
     async def relationship(
@@ -178,6 +171,5 @@ class UsersController(Controller):
         services: ServicesDep,
     ) -> Response[list[NotificationView]]:
         owner = parse_id(user_id, "user_id")
-        items = await services.notifications.page(owner, principal.user_id, page)
-        views = await services.presenter.notifications(items)
-        return paged(request, views, [n.id for n in items])
+        notifications = await services.lists.notifications(owner, principal.user_id, page)
+        return rest_page(request, notifications)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from litestar import WebSocket, websocket
 from litestar.handlers import WebsocketRouteHandler
 
-from server.ws.session import LiveContext, Session
+from server.dependencies import ServicesDep
+from server.ws.session import Session
 
 # Closing before accepting makes the ASGI server answer the upgrade with HTTP 403.
 _REFUSED = 1008
@@ -25,15 +25,13 @@ def origin_allowed(origin: str, socket: WebSocket[Any, Any, Any], allowed: froze
     return bool(host) and origin == f"{scheme}://{host}"
 
 
-def make_ws_endpoint(
-    live: Callable[[], LiveContext], allowed_origins: frozenset[str]
-) -> WebsocketRouteHandler:
+def make_ws_endpoint(allowed_origins: frozenset[str]) -> WebsocketRouteHandler:
     @websocket("/ws", name="ws")
-    async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
+    async def ws_endpoint(socket: WebSocket[Any, Any, Any], services: ServicesDep) -> None:
         origin = socket.headers.get("origin")
         if origin is not None and not origin_allowed(origin, socket, allowed_origins):
             await socket.close(code=_REFUSED, reason="origin not allowed")
             return
-        await Session(socket, live()).run()
+        await Session(socket, services).run()
 
     return ws_endpoint

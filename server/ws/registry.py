@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 from typing import Protocol
 
-from channels.protocol import CloseCode
+from server.ws.frames import CloseCode
 
 
 class LiveSession(Protocol):

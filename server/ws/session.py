@@ -12,25 +12,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from collections import deque
 from typing import Any
 
 from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
-from channels import protocol as p
-from channels.hub import Hub, Subscriber, SubscriberClosed
-from channels.names import UnknownChannel, resolve
-from channels.names import parse_id as parse_channel_id
+from channels.hub import Subscriber, SubscriberClosed
 from channels.queue import QueueClosed, QueueOverflowed
-from channels.ratelimit import InvalidFrameCounter, TokenBucket
-from domain.errors import DomainError, Forbidden, NotFound, Unauthorized
-from domain.ids import parse_id
-from domain.services.auth import AuthService, Principal
-from domain.services.base import Context, visible_post, visible_user
+from domain import channel_names
+from domain.errors import DomainError, Unauthorized
+from domain.services.auth import Principal
 from domain.views import MeView
-from server.ws.actions import ACTIONS, READS, ActionServices
-from server.ws.registry import SessionRegistry
+from server.container import Services
+from server.dependencies import parse_bearer
+from server.ratelimit import TokenBucket
+from server.ws import ops
+from server.ws.actions import ACTIONS, READS
+from server.ws.frames import CloseCode, ErrorCode, encode_close_soon, encode_error, encode_reply
 
 log = logging.getLogger("plaza.ws")
 
@@ -42,33 +41,59 @@ HEARTBEAT_S = 20
 RATE_LIMIT_STRIKES = 50
 # Before closing for a planned reason, give the writer this long to flush close_soon.
 FLUSH_SECONDS = 1.0
+# Long enough for a client to refresh an expired token on a slow mobile link, short enough
+# that unauthenticated sockets cannot pile up.
+AUTH_TIMEOUT_S = 10.0
+# 20 frames/s is far above what a person tapping a screen sends, yet a client flooding the
+# socket is cut off within seconds; a burst of 50 lets a reconnecting client resubscribe
+# to its channels and re-send queued actions at once.
+INBOUND_RATE = 20.0
+INBOUND_BURST = 50.0
+# A well-behaved client sends no invalid frame; a few come from bugs, so the socket stays
+# open for them. More than 10 in a minute is a broken or hostile client: close with 4500.
+INVALID_FRAMES_LIMIT = 10
+INVALID_FRAMES_WINDOW_S = 60.0
 
 
-@dataclass(frozen=True, slots=True)
-class LiveContext:
-    """Everything a session needs, built once by the app factory."""
+class InvalidFrameCounter:
+    """Counts invalid frames in a sliding window; more than `limit` is a violation."""
 
-    ctx: Context
-    auth: AuthService
-    actions: ActionServices
-    hub: Hub
-    registry: SessionRegistry
-    max_subscriptions: int
-    send_queue_bytes: int
+    __slots__ = ("_clock", "_limit", "_stamps", "_window")
+
+    def __init__(
+        self,
+        limit: int = INVALID_FRAMES_LIMIT,
+        window: float = INVALID_FRAMES_WINDOW_S,
+        *,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self._limit = limit
+        self._window = window
+        self._clock = clock
+        # Never more than limit + 1 stamps: memory per socket stays constant.
+        self._stamps: deque[float] = deque(maxlen=limit + 1)
+
+    def record(self) -> bool:
+        """Count one invalid frame now; True when that makes more than `limit` in the window."""
+        now = self._clock()
+        self._stamps.append(now)
+        while self._stamps and self._stamps[0] <= now - self._window:
+            self._stamps.popleft()
+        return len(self._stamps) > self._limit
 
 
 class Session:
-    def __init__(self, socket: WebSocket[Any, Any, Any], live: LiveContext) -> None:
+    def __init__(self, socket: WebSocket[Any, Any, Any], services: Services) -> None:
         self._socket = socket
-        self._live = live
-        self._subscriber = Subscriber(max_bytes=live.send_queue_bytes)
+        self._services = services
+        self._subscriber = Subscriber(services.settings.ws_send_queue_bytes)
         self._principal: Principal | None = None
         self._closed = False
-        self._bucket = TokenBucket()
+        self._bucket = TokenBucket(INBOUND_RATE, INBOUND_BURST)
         self._strikes = 0
         self._invalid = InvalidFrameCounter()
         self._loop = asyncio.get_running_loop()
-        self._auth_deadline = self._loop.time() + p.AUTH_TIMEOUT_S
+        self._auth_deadline = self._loop.time() + AUTH_TIMEOUT_S
 
     # LiveSession (registry) -------------------------------------------------------------
     @property
@@ -83,7 +108,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
-        if warn and self._subscriber.send(p.encode_close_soon(p.CloseCode(code), reason)):
+        if warn and self._subscriber.send(encode_close_soon(CloseCode(code), reason)):
             deadline = self._loop.time() + FLUSH_SECONDS
             # Polling is fine here: it runs once per socket, at shutdown.
             while self._subscriber.queue.size and self._loop.time() < deadline:  # noqa: ASYNC110
@@ -95,21 +120,24 @@ class Session:
     # the socket's life ------------------------------------------------------------------
     async def run(self) -> None:
         await self._socket.accept()
-        registry = self._live.registry
+        registry = self._services.sessions
         registry.track(self)
         writer = asyncio.create_task(self._write_loop(), name="ws-writer")
         try:
-            header = self._socket.headers.get("authorization", "")
-            if header:
-                scheme, _, token = header.partition(" ")
-                if scheme.lower() != "bearer" or not await self._authenticate(token.strip()):
-                    await self.close(p.CloseCode.UNAUTHENTICATED, "invalid token")
+            header = self._socket.headers.get("authorization")
+            if header is not None:
+                try:
+                    token = parse_bearer(header)
+                except Unauthorized:
+                    token = ""
+                if not token or not await self._authenticate(token):
+                    await self.close(CloseCode.UNAUTHENTICATED, "invalid token")
                     return
             await self._read_loop()
         finally:
             self._closed = True
             registry.remove(self)
-            await self._live.hub.detach(self._subscriber)
+            await self._services.hub.detach(self._subscriber)
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
@@ -126,7 +154,7 @@ class Session:
 
     def _closed_by_overflow(self) -> None:
         # Runs in the writer task; close() awaits the socket, so hand it to a task of its own.
-        self._loop.create_task(self.close(p.CloseCode.SLOW_CONSUMER, "slow consumer"))
+        self._loop.create_task(self.close(CloseCode.SLOW_CONSUMER, "slow consumer"))
 
     def _deadline(self) -> float:
         if self._principal is None:
@@ -138,7 +166,7 @@ class Session:
             remaining = self._deadline() - self._loop.time()
             if remaining <= 0:
                 reason = "authentication timeout" if self._principal is None else "token expired"
-                await self.close(p.CloseCode.UNAUTHENTICATED, reason)
+                await self.close(CloseCode.UNAUTHENTICATED, reason)
                 return
             try:
                 message = await asyncio.wait_for(self._socket.receive(), remaining)
@@ -158,11 +186,11 @@ class Session:
         if not self._bucket.allow():
             self._strikes += 1
             if self._strikes > RATE_LIMIT_STRIKES:
-                await self.close(p.CloseCode.RATE_LIMITED, "rate limited")
+                await self.close(CloseCode.RATE_LIMITED, "rate limited")
                 return
             self._reply_error(
                 _peek_id(data),
-                p.ErrorCode.RATE_LIMITED,
+                ErrorCode.RATE_LIMITED,
                 "slow down",
                 retryable=True,
                 details={"retry_after": round(self._bucket.retry_after(), 3)},
@@ -170,11 +198,11 @@ class Session:
             return
         self._strikes = 0
         try:
-            request = p.decode_request(data)
-        except p.FrameError as exc:
-            self._reply_error(exc.request_id, exc.code, exc.message)
+            request = ops.decode_request(data)
+        except ops.FrameError as exc:
+            self._reply_error(exc.request_id, exc.code, exc.message, details=exc.details)
             if exc.is_violation and self._invalid.record():
-                await self.close(p.CloseCode.PROTOCOL_VIOLATION, "too many invalid frames")
+                await self.close(CloseCode.PROTOCOL_VIOLATION, "too many invalid frames")
             return
         try:
             result = await self._dispatch(request)
@@ -186,14 +214,14 @@ class Session:
         except Exception:
             log.exception("op %s failed", type(request).__name__)
             self._reply_error(
-                request.id, p.ErrorCode.INTERNAL_ERROR, "internal error", retryable=True
+                request.id, ErrorCode.INTERNAL_ERROR, "internal error", retryable=True
             )
             return
         if result is not None:
-            self._subscriber.send(p.encode_reply(request.id, result))
+            self._subscriber.send(encode_reply(request.id, result))
 
-    async def _dispatch(self, request: p.Request) -> Any:
-        if isinstance(request, p.Auth):
+    async def _dispatch(self, request: ops.Request) -> Any:
+        if isinstance(request, ops.Auth):
             if not await self._authenticate(request.token):
                 raise Unauthorized("token is not valid", code="invalid_token")
             return {
@@ -203,85 +231,65 @@ class Session:
             }
         if self._principal is None:
             raise Unauthorized("authenticate first", code="unauthenticated")
-        if isinstance(request, p.Ping):
+        if isinstance(request, ops.Ping):
             return {}
-        if isinstance(request, p.Subscribe):
+        if isinstance(request, ops.Subscribe):
             return await self._subscribe(request)
-        if isinstance(request, p.Unsubscribe):
+        if isinstance(request, ops.Unsubscribe):
             await self._unsubscribe(request.channel)
             return {}
         action = ACTIONS[type(request)]
-        actions = self._live.actions
-        if actions.writes is not None and type(request) not in READS:
-            actions.writes.hit(str(self._principal.user_id))  # RateLimited → rate_limited
-        return await action(actions, self._principal.user_id, request)
+        if type(request) not in READS:
+            # The REST per-user write budget, shared (RateLimited → rate_limited).
+            self._services.limits.writes.hit(str(self._principal.user_id))
+        return await action(self._services, self._principal.user_id, request)
 
     async def _authenticate(self, token: str) -> bool:
         try:
-            principal = await self._live.auth.authenticate(token)
+            principal = await self._services.auth.authenticate(token)
         except Unauthorized:
             return False
         if self._principal is not None and principal.user_id != self._principal.user_id:
             return False  # a session belongs to one user for its whole life
-        if self._principal is None and not self._live.registry.add_user(self, principal.user_id):
-            await self.close(p.CloseCode.TOO_MANY_SOCKETS, "too many sockets for this user")
+        if self._principal is None and not self._services.sessions.add_user(
+            self, principal.user_id
+        ):
+            await self.close(CloseCode.TOO_MANY_SOCKETS, "too many sockets for this user")
             return True  # closing; the reply will not be read
         self._principal = principal
         return True
 
     async def _me(self) -> Any:
         assert self._principal is not None
-        account = await self._live.ctx.store.users.get(self._principal.user_id)
+        account = await self._services.ctx.store.users.get(self._principal.user_id)
         if account is None:
             raise Unauthorized("account no longer exists", code="invalid_token")
         return MeView.of_me(account)
 
-    async def _subscribe(self, request: p.Subscribe) -> Any:
+    async def _subscribe(self, request: ops.Subscribe) -> Any:
         assert self._principal is not None
-        internal = await self._authorize(request.channel, self._principal.user_id)
+        user_id = self._principal.user_id
+        internal = await self._services.subscriptions.authorize(request.channel, user_id)
         subscriber = self._subscriber
         if internal not in subscriber.channels and (
-            len(subscriber.channels) >= self._live.max_subscriptions
+            len(subscriber.channels) >= self._services.settings.ws_max_subscriptions
         ):
             raise DomainError(
-                f"at most {self._live.max_subscriptions} subscriptions per socket",
+                f"at most {self._services.settings.ws_max_subscriptions} subscriptions per socket",
                 code="too_many_subscriptions",
             )
         try:
-            result = await self._live.hub.subscribe(subscriber, internal, request.position)
+            result = await self._services.hub.subscribe(subscriber, internal, request.position)
         except SubscriberClosed:
             return None
         # Queued before any await: the reply precedes every live push of this channel.
-        subscriber.send(p.encode_reply(request.id, result))
+        subscriber.send(encode_reply(request.id, result))
         return None
 
     async def _unsubscribe(self, name: str) -> None:
         assert self._principal is not None
-        try:
-            internal = resolve(name, self._principal.user_id)
-        except UnknownChannel:
-            raise NotFound("unknown channel") from None
-        await self._live.hub.unsubscribe(self._subscriber, internal)
-
-    async def _authorize(self, name: str, user_id: int) -> str:
-        kind, sep, rest = name.partition(":")
-        if sep and kind in ("feed", "notifications"):
-            # Naming another user's private channel: it exists, and it is not yours.
-            owner = parse_channel_id(rest)
-            if owner is None:
-                raise NotFound("unknown channel")
-            if owner != user_id:
-                raise Forbidden(f"{kind} of another user")
-            name = kind
-        try:
-            internal = resolve(name, user_id)
-        except UnknownChannel:
-            raise NotFound("unknown channel") from None
-        if kind == "post" and sep:
-            await visible_post(self._live.ctx, parse_id(rest), user_id)
-        elif kind == "user" and sep:
-            await visible_user(self._live.ctx, parse_id(rest), user_id)
-        return internal
+        internal = channel_names.resolve(name, self._principal.user_id)
+        await self._services.hub.unsubscribe(self._subscriber, internal)
 
     def _reply_error(
         self,
@@ -293,7 +301,7 @@ class Session:
         details: Any = None,
     ) -> None:
         self._subscriber.send(
-            p.encode_error(request_id, code, message, retryable=retryable, details=details)  # type: ignore[arg-type]
+            encode_error(request_id, code, message, retryable=retryable, details=details)
         )
 
 
@@ -303,7 +311,7 @@ def _wall() -> float:
 
 def _peek_id(data: str | bytes) -> int | None:
     try:
-        request = p.decode_request(data)
-    except p.FrameError as exc:
+        request = ops.decode_request(data)
+    except ops.FrameError as exc:
         return exc.request_id
     return request.id

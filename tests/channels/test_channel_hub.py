@@ -15,6 +15,9 @@ from channels.hub import Hub, Subscriber, SubscriberClosed
 from channels.memory import MemoryBackend
 from channels.queue import QueueClosed, QueueOverflowed
 
+# A socket's send-queue bound (the PLAZA_WS_SEND_QUEUE_BYTES default).
+QUEUE_BYTES = 1024 * 1024
+
 
 class SpyBackend(MemoryBackend):
     """A memory backend that records subscriptions and can slow down history reads."""
@@ -77,7 +80,7 @@ async def settle() -> None:
 
 
 async def test_push_frame_shape_and_client_visible_name(hub: Hub, backend: SpyBackend) -> None:
-    sub = Subscriber(user_id=7)
+    sub = Subscriber(QUEUE_BYTES)
     await hub.subscribe(sub, "feed:7")
     position = await backend.publish("feed:7", payload(1))
     [frame] = await drain(sub, 1)
@@ -91,7 +94,7 @@ async def test_push_frame_shape_and_client_visible_name(hub: Hub, backend: SpyBa
 async def test_one_backend_subscription_however_many_local_subscribers(
     hub: Hub, backend: SpyBackend
 ) -> None:
-    subs = [Subscriber() for _ in range(10)]
+    subs = [Subscriber(QUEUE_BYTES) for _ in range(10)]
     await asyncio.gather(*(hub.subscribe(s, "public") for s in subs))
     assert backend.calls == [("subscribe", "public")]
     assert backend.subscribed == {"public"}
@@ -111,7 +114,7 @@ async def test_one_backend_subscription_however_many_local_subscribers(
 async def test_every_local_subscriber_gets_the_same_bytes_object(
     hub: Hub, backend: SpyBackend
 ) -> None:
-    subs = [Subscriber() for _ in range(5)]
+    subs = [Subscriber(QUEUE_BYTES) for _ in range(5)]
     for s in subs:
         await hub.subscribe(s, "post:1")
     await backend.publish("post:1", payload(1))
@@ -122,7 +125,7 @@ async def test_every_local_subscriber_gets_the_same_bytes_object(
 async def test_without_since_is_live_from_now(hub: Hub, backend: SpyBackend) -> None:
     for n in range(3):
         await backend.publish("public", payload(n))
-    sub = Subscriber()
+    sub = Subscriber(QUEUE_BYTES)
     result = await hub.subscribe(sub, "public")
     current = await backend.current("public")
     assert (result.channel, result.offset, result.epoch) == (
@@ -139,7 +142,7 @@ async def test_without_since_is_live_from_now(hub: Hub, backend: SpyBackend) -> 
 
 async def test_with_since_recovers_missed_events(hub: Hub, backend: SpyBackend) -> None:
     positions = [await backend.publish("user:4", payload(n)) for n in range(5)]
-    result = await hub.subscribe(Subscriber(), "user:4", positions[1])
+    result = await hub.subscribe(Subscriber(QUEUE_BYTES), "user:4", positions[1])
     assert result.recovered is True
     assert [push(e)["offset"] for e in result.events] == [p.offset for p in positions[2:]]
     assert [push(e)["event"]["data"]["n"] for e in result.events] == [2, 3, 4]
@@ -150,7 +153,7 @@ async def test_unrecoverable_since_is_live_from_now(hub: Hub, backend: SpyBacken
     await backend.publish("user:4", payload(0))
     current = await backend.current("user:4")
     for since in (Position("1", "old-epoch"), Position("", ""), Position("77", current.epoch)):
-        result = await hub.subscribe(Subscriber(), "user:4", since)
+        result = await hub.subscribe(Subscriber(QUEUE_BYTES), "user:4", since)
         assert result.recovered is False
         assert result.events == []
         assert (result.offset, result.epoch) == (current.offset, current.epoch)
@@ -161,7 +164,7 @@ async def test_events_published_while_subscribing_come_once_and_after_the_reply(
 ) -> None:
     since = await backend.current("public")
     backend.history_gate = asyncio.Event()
-    sub = Subscriber()
+    sub = Subscriber(QUEUE_BYTES)
     subscribing = asyncio.create_task(hub.subscribe(sub, "public", since))
     await settle()
     a = await backend.publish("public", payload(1))
@@ -187,7 +190,7 @@ async def test_late_live_copies_of_handed_over_events_are_dropped() -> None:
     backend = SpyBackend()
     hub = Hub(backend)  # not started: nothing is delivered unless we do it
     old = await backend.publish("public", payload(0))
-    since_sub, now_sub = Subscriber(), Subscriber()
+    since_sub, now_sub = Subscriber(QUEUE_BYTES), Subscriber(QUEUE_BYTES)
     recovered = await hub.subscribe(since_sub, "public", Position("0", old.epoch))
     live = await hub.subscribe(now_sub, "public")
     assert [push(e)["offset"] for e in recovered.events] == [old.offset]
@@ -205,7 +208,7 @@ async def test_subscribing_again_answers_the_same_and_delivers_once(
     hub: Hub, backend: SpyBackend
 ) -> None:
     positions = [await backend.publish("post:2", payload(n)) for n in range(3)]
-    sub = Subscriber()
+    sub = Subscriber(QUEUE_BYTES)
     first = await hub.subscribe(sub, "post:2", positions[0])
     again = await hub.subscribe(sub, "post:2", positions[0])
     assert first == again
@@ -244,7 +247,7 @@ async def test_resume_is_exactly_once_under_concurrent_publishing(history_yields
         for _ in range(delay):
             await asyncio.sleep(0)
         index = rng.randrange(len(published)) if with_since else -1
-        sub = Subscriber()
+        sub = Subscriber(QUEUE_BYTES)
         result = await hub.subscribe(sub, channel, published[index] if with_since else None)
         assert result.recovered is with_since
         got = [push(e) for e in result.events]
@@ -272,7 +275,7 @@ async def test_resume_is_exactly_once_under_concurrent_publishing(history_yields
 async def test_slow_subscriber_overflows_alone(backend: SpyBackend) -> None:
     hub = Hub(backend)
     await hub.start()
-    slow, fast = Subscriber(max_bytes=4096), Subscriber()
+    slow, fast = Subscriber(4096), Subscriber(QUEUE_BYTES)
     await hub.subscribe(slow, "public")
     await hub.subscribe(fast, "public")
     received: list[bytes] = []
@@ -297,7 +300,7 @@ async def test_slow_subscriber_overflows_alone(backend: SpyBackend) -> None:
 
 
 async def test_detach_leaves_nothing_behind(hub: Hub, backend: SpyBackend) -> None:
-    sub = Subscriber()
+    sub = Subscriber(QUEUE_BYTES)
     for channel in ("feed:1", "notifications:1", "post:3", "public"):
         await hub.subscribe(sub, channel)
     await hub.detach(sub)
@@ -318,7 +321,7 @@ async def test_detach_during_a_subscribe_releases_the_channel(
 ) -> None:
     backend.history_gate = asyncio.Event()
     await backend.publish("post:5", payload(0))
-    sub = Subscriber()
+    sub = Subscriber(QUEUE_BYTES)
     subscribing = asyncio.create_task(hub.subscribe(sub, "post:5", await backend.current("post:5")))
     await settle()
     assert backend.subscribed == {"post:5"}
@@ -330,7 +333,7 @@ async def test_detach_during_a_subscribe_releases_the_channel(
 
 
 async def test_unsubscribe_stops_delivery(hub: Hub, backend: SpyBackend) -> None:
-    sub = Subscriber()
+    sub = Subscriber(QUEUE_BYTES)
     await hub.subscribe(sub, "public")
     assert await hub.unsubscribe(sub, "public")
     assert not await hub.unsubscribe(sub, "public")
@@ -344,7 +347,7 @@ async def test_failed_subscribe_leaves_no_membership(hub: Hub, backend: SpyBacke
         raise ConnectionError("backend down")
 
     backend.history = broken  # type: ignore[method-assign]
-    sub = Subscriber()
+    sub = Subscriber(QUEUE_BYTES)
     with pytest.raises(ConnectionError):
         await hub.subscribe(sub, "public", Position("0", "e"))
     assert sub.channels == set()

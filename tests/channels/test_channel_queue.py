@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
-from channels.queue import DEFAULT_MAX_BYTES, QueueClosed, QueueOverflowed, SendQueue
+from channels.queue import QueueClosed, QueueOverflowed, SendQueue
+
+DEFAULT_MAX_BYTES = 1024 * 1024  # the PLAZA_WS_SEND_QUEUE_BYTES default
 
 
 async def test_frames_come_out_in_order_and_sizes_are_counted() -> None:
@@ -21,7 +23,7 @@ async def test_frames_come_out_in_order_and_sizes_are_counted() -> None:
 
 
 async def test_get_waits_for_a_put() -> None:
-    queue = SendQueue()
+    queue = SendQueue(DEFAULT_MAX_BYTES)
     getter = asyncio.create_task(queue.get())
     await asyncio.sleep(0)
     assert not getter.done()
@@ -59,7 +61,7 @@ async def test_put_never_waits_for_the_reader() -> None:
 
 
 async def test_close_wakes_a_waiting_getter() -> None:
-    queue = SendQueue()
+    queue = SendQueue(DEFAULT_MAX_BYTES)
     getter = asyncio.create_task(queue.get())
     await asyncio.sleep(0)
     queue.close()
@@ -70,7 +72,7 @@ async def test_close_wakes_a_waiting_getter() -> None:
 
 
 async def test_a_cancelled_getter_leaves_the_queue_usable() -> None:
-    queue = SendQueue()
+    queue = SendQueue(DEFAULT_MAX_BYTES)
     getter = asyncio.create_task(queue.get())
     await asyncio.sleep(0)
     getter.cancel()

@@ -22,14 +22,16 @@ from domain.consumers import Consumer, FeedConsumer, LiveConsumer, NotificationC
 from domain.ids import SnowflakeIds
 from domain.models import Account, Media
 from domain.ports import OutboxReader
-from domain.presenter import Presenter
 from domain.services.accounts import AccountService
 from domain.services.auth import AuthService
 from domain.services.base import Context
+from domain.services.feed import FeedService
 from domain.services.media import MediaService
+from domain.services.notifications import NotificationService
 from domain.services.posts import PostService
-from domain.services.reading import FeedService, NotificationService, SearchService
+from domain.services.search import SearchService
 from domain.services.social import SocialService
+from domain.views import Presenter
 
 REFRESH_TTL = 30 * 24 * 3600
 
@@ -48,7 +50,7 @@ class World:
         self.search_index = FakeSearchIndex(self.store)
         self.blobs = FakeBlobStore()
         self.images = FakeImageProcessor()
-        self.presenter = Presenter(self.store)
+        self.presenter = Presenter(self.store, lambda media_id: f"/media/{media_id}")
         self.outbox_reader: OutboxReader = self.store.outbox_reader  # the relay's side
 
         self.accounts = AccountService(self.ctx, self.hasher)
@@ -66,8 +68,8 @@ class World:
         self.search = SearchService(self.ctx, self.search_index)
         self.media = MediaService(self.ctx, self.blobs, self.images)
 
-        self.notification_consumer = NotificationConsumer(self.ctx, self.publisher)
-        self.live_consumer = LiveConsumer(self.ctx, self.publisher)
+        self.notification_consumer = NotificationConsumer(self.ctx, self.publisher, self.presenter)
+        self.live_consumer = LiveConsumer(self.ctx, self.publisher, self.presenter)
         self.feed_consumer = FeedConsumer(self.ctx, self.feed_store)
         self.consumers: list[Consumer] = [
             self.feed_consumer,

@@ -100,5 +100,5 @@ async def test_home_feed_reads_once_when_nothing_is_hidden(w: World) -> None:
         await w.posts.create(alice.id, f"p{i}")
     await w.relay()
     w.feed_store.reads = 0
-    assert len(await w.feed.home(alice.id, PageRequest(limit=3))) == 3
+    assert len((await w.feed.home(alice.id, PageRequest(limit=3))).items) == 3
     assert w.feed_store.reads == 1

@@ -24,7 +24,7 @@ async def test_home_feed_shows_followees_and_self_newest_first(w: World) -> None
         await w.posts.create(author.id, text)
         contents.append(text)
     await w.relay()
-    home = await w.feed.home(bob.id, PageRequest())
+    home = (await w.feed.home(bob.id, PageRequest())).items
     assert [p.content for p in home] == ["a2", "b1", "a1"]  # carol is not followed
 
 
@@ -41,7 +41,7 @@ async def test_home_feed_filters_deleted_posts_and_blocked_authors(w: World) -> 
     await w.posts.delete(gone.id, alice.id)
     await w.social.block(carol.id, bob.id)
     assert len(w.feed_store.feeds[bob.id]) == 3
-    home = await w.feed.home(bob.id, PageRequest())
+    home = (await w.feed.home(bob.id, PageRequest())).items
     assert [p.id for p in home] == [keep.id]
 
 
@@ -63,18 +63,19 @@ async def test_hidden_entries_do_not_end_the_feed_early(w: World) -> None:
 
     seen = []
     page = PageRequest(limit=2)
-    while items := await w.feed.home(bob.id, page):
-        assert len(items) == 2 or not await w.feed.home(
-            bob.id, PageRequest(limit=2, max_id=items[-1].id)
+    while items := (await w.feed.home(bob.id, page)).items:
+        assert (
+            len(items) == 2
+            or not (await w.feed.home(bob.id, PageRequest(limit=2, max_id=items[-1].id))).items
         )
         seen.extend(items)
         page = PageRequest(limit=2, max_id=items[-1].id)
     assert [p.id for p in seen] == [p.id for p in reversed(older)]
 
     # since_id / min_id read on the same way.
-    newest = await w.feed.home(bob.id, PageRequest(limit=2, since_id=older[0].id))
+    newest = (await w.feed.home(bob.id, PageRequest(limit=2, since_id=older[0].id))).items
     assert [p.id for p in newest] == [older[2].id, older[1].id]
-    forward = await w.feed.home(bob.id, PageRequest(limit=1, min_id=older[0].id))
+    forward = (await w.feed.home(bob.id, PageRequest(limit=1, min_id=older[0].id))).items
     assert [p.id for p in forward] == [older[1].id]
 
 
@@ -103,11 +104,11 @@ async def _notify(w: World, user_id: int, actor_id: int, n: int) -> list[Notific
 async def test_notifications_are_for_their_owner_only(w: World) -> None:
     alice, bob = await w.users("alice", "bob")
     made = await _notify(w, alice.id, bob.id, 3)
-    page = await w.notifications.page(alice.id, alice.id, PageRequest(limit=2))
+    page = (await w.notifications.page(alice.id, alice.id, PageRequest(limit=2))).items
     assert [n.id for n in page] == [made[2].id, made[1].id]
     with pytest.raises(Forbidden):
         await w.notifications.page(alice.id, bob.id, PageRequest())
-    assert await w.notifications.page(bob.id, bob.id, PageRequest()) == []
+    assert (await w.notifications.page(bob.id, bob.id, PageRequest())).items == []
 
 
 async def test_mark_read_up_to_and_event_only_on_change(w: World) -> None:
@@ -117,7 +118,7 @@ async def test_mark_read_up_to_and_event_only_on_change(w: World) -> None:
     assert await w.notifications.unread_count(alice.id) == 4
 
     assert await w.notifications.mark_read(alice.id, made[1].id) == 2
-    page = await w.notifications.page(alice.id, alice.id, PageRequest())
+    page = (await w.notifications.page(alice.id, alice.id, PageRequest())).items
     assert [n.read_at is not None for n in page] == [False, False, True, True]
     assert [e.user_id for e in w.store.events_of(NotificationsRead)] == [alice.id]
 
@@ -152,13 +153,13 @@ async def test_search_normalises_the_query_and_hides_blocked(w: World) -> None:
     await w.posts.create(alice.id, "world only")
     await w.social.block(carol.id, bob.id)
 
-    found = await w.search.posts("  hello \n WORLD ", bob.id, PageRequest())
+    found = (await w.search.posts("  hello \n WORLD ", bob.id, PageRequest())).items
     assert [p.content for p in found] == ["Hello brave new world"]
     assert w.search_index.queries[-1] == ("posts", "hello WORLD")
-    anonymous = await w.search.posts("hello world", None, PageRequest())
+    anonymous = (await w.search.posts("hello world", None, PageRequest())).items
     assert len(anonymous) == 2
 
-    users = await w.search.users("o", bob.id, PageRequest())  # bob, carol
+    users = (await w.search.users("o", bob.id, PageRequest())).items  # bob, carol
     assert [u.username for u in users] == ["bob"]
 
 

@@ -146,7 +146,7 @@ async def test_blocked_user_sees_404_for_the_blocker(w: World) -> None:
         assert (await error_of(call)).status == 404
     # The blocker still sees the blocked user's profile but not across the block.
     assert (await w.accounts.get(bob.id, alice.id)).id == bob.id
-    assert await w.posts.by_author(bob.id, alice.id, PageRequest()) == []
+    assert (await w.posts.by_author(bob.id, alice.id, PageRequest())).items == []
     # Anonymous readers are not affected by other people's blocks.
     assert (await w.posts.get(post.id, None)).id == post.id
 
@@ -159,13 +159,18 @@ async def test_follower_lists_page_by_edge_and_hide_blocked_accounts(w: World) -
         w.clock.advance(1)
         await w.social.follow(fan.id, star.id)
     await w.social.block(viewer.id, fans[1].id)
-    edges, accounts = await w.social.followers(star.id, viewer.id, PageRequest(limit=2))
-    assert [e.user_id for e in edges] == [fans[2].id, fans[1].id]  # newest follow first
-    assert set(accounts) == {fans[2].id}  # fan_b is hidden from the viewer...
-    rest, _ = await w.social.followers(
-        star.id, viewer.id, PageRequest(limit=2, max_id=edges[-1].id)
+    # Newest follow first; fan_b is hidden from the viewer and the page is still full.
+    first = await w.social.followers(star.id, viewer.id, PageRequest(limit=2))
+    assert [a.id for a in first.items] == [fans[2].id, fans[0].id]
+    assert first.full and first.oldest_cursor is not None
+    # The cursors are follow ids, not user ids, and the next page is the (empty) end.
+    assert first.oldest_cursor != fans[0].id
+    rest = await w.social.followers(
+        star.id, viewer.id, PageRequest(limit=2, max_id=first.oldest_cursor)
     )
-    assert [e.user_id for e in rest] == [fans[0].id]  # ...but the cursor stays exact
-    following, accounts = await w.social.following(fans[0].id, None, PageRequest())
-    assert [e.user_id for e in following] == [star.id]
-    assert set(accounts) == {star.id}
+    assert rest.items == [] and rest.next_max_id is None
+    # Everyone else sees all three.
+    everyone = await w.social.followers(star.id, None, PageRequest(limit=5))
+    assert [a.id for a in everyone.items] == [fans[2].id, fans[1].id, fans[0].id]
+    following = await w.social.following(fans[0].id, None, PageRequest())
+    assert [a.id for a in following.items] == [star.id]

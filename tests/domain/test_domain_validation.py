@@ -6,7 +6,7 @@ import pytest
 
 from domain import validation
 from domain.errors import ValidationFailed
-from domain.services.reading import search_type
+from domain.services.search import search_type
 
 
 def _field_of(info: pytest.ExceptionInfo[ValidationFailed]) -> object:

@@ -13,7 +13,6 @@ import msgspec
 from domain_world import World
 from fakes import Published
 
-from domain.consumers import dispatch
 from domain.events import decode_event
 from domain.pagination import PageRequest
 
@@ -27,7 +26,8 @@ def _wire(value: Any) -> Any:
 async def _deliver_twice(w: World) -> None:
     """The relay crashed after dispatching but before marking: everything comes again."""
     for _, data in await w.store.outbox_reader.pending(1000):
-        await dispatch(w.consumers, decode_event(data))
+        for consumer in w.consumers:
+            await consumer.handle(decode_event(data))
     await w.relay()
 
 
@@ -66,7 +66,7 @@ class NotificationsClient:
 
 
 async def _fresh_notifications(w: World, user_id: int) -> tuple[list[Any], int]:
-    page = await w.notifications.page(user_id, user_id, PageRequest(limit=LIMIT))
+    page = (await w.notifications.page(user_id, user_id, PageRequest(limit=LIMIT))).items
     views = await w.presenter.notifications(page)
     return _wire(views), await w.notifications.unread_count(user_id)
 
@@ -153,7 +153,7 @@ class FeedClient:
 
 
 async def _fresh_feed(w: World, user_id: int) -> list[Any]:
-    posts = await w.feed.home(user_id, PageRequest(limit=LIMIT))
+    posts = (await w.feed.home(user_id, PageRequest(limit=LIMIT))).items
     return _wire(await w.presenter.posts(posts, user_id))  # type: ignore[no-any-return]
 
 

@@ -36,25 +36,27 @@ from websockets.asyncio.client import ClientConnection
 
 import domain.errors
 import server.errors
-from channels import protocol as p
 from channels.backend import Position as ServerPosition
 from channels.hub import Hub, Subscriber
 from channels.memory import MemoryBackend
 from channels.publisher import ChannelPublisher
-from domain import live as channels_of
-from domain.consumers import PostGone, PostLiked, UserFollowed
+from domain import channel_names as channels_of
 from domain.models import Account as AccountRecord
 from domain.models import Comment as CommentRecord
 from domain.models import Media as MediaRecord
 from domain.models import Relationship as RelationshipRecord
 from domain.views import (
+    CommentPosted,
     CommentView,
     MediaView,
     MeView,
     NotificationView,
+    PostGone,
+    PostLiked,
     PostView,
     RelationshipView,
     UnreadCount,
+    UserFollowed,
     UserView,
 )
 from domain.views import TokenPair as ServerTokenPair
@@ -64,6 +66,7 @@ from plaza_client import (
     Comment,
     CommentCreated,
     LiveEvent,
+    Me,
     Media,
     Notification,
     PlazaError,
@@ -82,6 +85,9 @@ from plaza_client.backoff import CloseAction, close_action
 from plaza_client.client import _UnreadCount
 from plaza_client.errors import _BY_CODE, error_from_http, error_from_ws
 from plaza_client.models import _WirePage, convert, decode, page_from_ws
+from server.container import media_url
+from server.ws import frames as f
+from server.ws import ops
 from server.ws.actions import Empty, PageResult
 from tests.support.live_server import LiveServer
 from tests.support.sdk import Accounts, eventually, png, until
@@ -92,7 +98,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # (SDK model, field, server type) -> why the server never sends that field.
 SDK_ONLY: dict[tuple[type[Any], str, type[Any]], str] = {
-    (User, "email", UserView): "only Me (about yourself) carries an email",
     (Relationship, "blocked_by", RelationshipView): (
         "the server does not reveal who blocks you (a block shows as 404); the SDK's "
         "field is always False"
@@ -133,7 +138,7 @@ POST = PostView(
     id="7179423485652992",
     author=UserView.of(ADA),
     content="hello plaza",
-    media=[MediaView.of(PHOTO)],
+    media=[MediaView.of(PHOTO, media_url)],
     like_count=2,
     comment_count=1,
     liked_by_me=True,
@@ -175,8 +180,8 @@ PAIR = ServerTokenPair(
 SHAPES: list[tuple[Any, type[Any]]] = [
     (UserView.of(ADA), User),
     (UserView.of(BOB), User),
-    (MeView.of_me(ADA), User),
-    (MediaView.of(PHOTO), Media),
+    (MeView.of_me(ADA), Me),
+    (MediaView.of(PHOTO, media_url), Media),
     (POST, Post),
     (msgspec.structs.replace(POST, media=[], liked_by_me=False), Post),
     (COMMENT, Comment),
@@ -358,7 +363,7 @@ def test_rest_bodies_round_trip(case: tuple[Any, type[Any]]) -> None:
 @pytest.mark.parametrize("case", SHAPES, ids=shape_id)
 async def test_websocket_replies_round_trip(case: tuple[Any, type[Any]]) -> None:
     server_obj, sdk_type = case
-    result = await reply_result(p.encode_reply(9, server_obj))
+    result = await reply_result(f.encode_reply(9, server_obj))
     assert_same(convert(result, sdk_type), server_obj, result, type(server_obj).__name__)
 
 
@@ -369,17 +374,17 @@ async def test_websocket_pages_and_empty_results() -> None:
         (notes, Notification, None),
         ([UserView.of(ADA)], User, "7179401230917632"),
     ):
-        result = await reply_result(p.encode_reply(3, PageResult(items, next_max_id)))
+        result = await reply_result(f.encode_reply(3, PageResult(items, next_max_id)))
         page = page_from_ws(result, item_type)
         assert page.next == next_max_id and page.prev is None
         assert_same(list(page), items, result["items"], "items")
-    assert await reply_result(p.encode_reply(4, Empty())) == {}
+    assert await reply_result(f.encode_reply(4, Empty())) == {}
     # auth's reply: the SDK keeps the session id; the user is Me.
     auth = await reply_result(
-        p.encode_reply(5, {"user": MeView.of_me(ADA), "session_id": "4be1c0d2", "heartbeat_s": 20})
+        f.encode_reply(5, {"user": MeView.of_me(ADA), "session_id": "4be1c0d2", "heartbeat_s": 20})
     )
     assert auth["session_id"] == "4be1c0d2"
-    assert convert(auth["user"], User).email == ADA.email
+    assert convert(auth["user"], Me).email == ADA.email
 
 
 async def reply_result(frame: bytes) -> Any:
@@ -465,9 +470,7 @@ def test_an_error_is_the_same_exception_over_rest_and_websocket(code: str, statu
     body = encode_json(envelope)
     headers = {"retry-after": "2"} if status in (429, 503) else {}
     rest = error_from_http(status, msgspec.json.decode(body), headers)
-    reply = msgspec.json.decode(
-        p.encode_error(7, code, "m", retryable=retryable, details=details)  # type: ignore[arg-type]
-    )
+    reply = msgspec.json.decode(f.encode_error(7, code, "m", retryable=retryable, details=details))
     assert reply["ok"] is False
     ws = error_from_ws(reply["error"])
     assert type(ws) is type(rest), f"{code}: WS {type(ws).__name__}, REST {type(rest).__name__}"
@@ -488,33 +491,37 @@ def test_an_error_is_the_same_exception_over_rest_and_websocket(code: str, statu
         assert code in _BY_CODE, f"the SDK does not know the code {code!r}"
 
 
-@pytest.mark.parametrize("code", list(p.ErrorCode))
-def test_every_websocket_error_code_has_a_class(code: p.ErrorCode) -> None:
-    reply = msgspec.json.decode(p.encode_error(None, code, "m"))
+# The session's own codes, and the auth codes it answers before any action runs.
+SESSION_CODES = [*(str(c) for c in f.ErrorCode), "unauthenticated", "invalid_token"]
+
+
+@pytest.mark.parametrize("code", SESSION_CODES)
+def test_every_websocket_error_code_has_a_class(code: str) -> None:
+    reply = msgspec.json.decode(f.encode_error(None, code, "m"))
     error = error_from_ws(reply["error"])
-    if code is p.ErrorCode.INTERNAL_ERROR:
+    if code == f.ErrorCode.INTERNAL_ERROR:
         assert type(error) is PlazaError
     else:
-        assert type(error) is _BY_CODE[str(code)]
-    if code in (p.ErrorCode.INVALID_FRAME, p.ErrorCode.UNKNOWN_OP):
+        assert type(error) is _BY_CODE[code]
+    if code in (f.ErrorCode.INVALID_FRAME, f.ErrorCode.UNKNOWN_OP):
         assert isinstance(error, ProtocolError)
-    if code in (p.ErrorCode.UNAUTHENTICATED, p.ErrorCode.INVALID_TOKEN):
+    if code in ("unauthenticated", "invalid_token"):
         assert isinstance(error, AuthError)
 
 
 def test_close_codes_follow_the_protocol() -> None:
     expected = {
-        p.CloseCode.NORMAL: CloseAction.STOP,
-        p.CloseCode.TOO_LARGE: CloseAction.STOP,
-        p.CloseCode.GOING_AWAY: CloseAction.RECONNECT,
-        p.CloseCode.SLOW_CONSUMER: CloseAction.RECONNECT,
-        p.CloseCode.RATE_LIMITED: CloseAction.RECONNECT_LATER,
-        p.CloseCode.TOO_MANY_SOCKETS: CloseAction.RECONNECT_LATER,
-        p.CloseCode.UNAUTHENTICATED: CloseAction.REFRESH_THEN_RECONNECT,
-        p.CloseCode.PROTOCOL_VIOLATION: CloseAction.STOP,
-        p.CloseCode.FORBIDDEN: CloseAction.STOP,
+        f.CloseCode.NORMAL: CloseAction.STOP,
+        f.CloseCode.TOO_LARGE: CloseAction.STOP,
+        f.CloseCode.GOING_AWAY: CloseAction.RECONNECT,
+        f.CloseCode.SLOW_CONSUMER: CloseAction.RECONNECT,
+        f.CloseCode.RATE_LIMITED: CloseAction.RECONNECT_LATER,
+        f.CloseCode.TOO_MANY_SOCKETS: CloseAction.RECONNECT_LATER,
+        f.CloseCode.UNAUTHENTICATED: CloseAction.REFRESH_THEN_RECONNECT,
+        f.CloseCode.PROTOCOL_VIOLATION: CloseAction.STOP,
+        f.CloseCode.FORBIDDEN: CloseAction.STOP,
     }
-    assert set(expected) == set(p.CloseCode)  # a new close code needs a decision here
+    assert set(expected) == set(f.CloseCode)  # a new close code needs a decision here
     for code, action in expected.items():
         assert close_action(int(code)) is action, code
         # 4000-4499: reconnect; 4500-4999: never without a change.
@@ -539,7 +546,7 @@ EVENTS: list[tuple[str, str, Any]] = [
     (
         channels_of.post(int(POST.id)),
         "comment.created",
-        {"comment": COMMENT, "comment_count": 2},
+        CommentPosted(COMMENT, 2),
     ),
     (channels_of.notifications(USER_ID), "notification.created", LIKE_NOTE),
     (channels_of.notifications(USER_ID), "notification.created", FOLLOW_NOTE),
@@ -587,10 +594,10 @@ class SdkSide:
 
 async def serve_subscribe(hub: Hub, subscriber: Subscriber, internal: str, frame: bytes) -> bytes:
     """What the server's session does with a subscribe frame (decode, hub, reply)."""
-    request = p.decode_request(frame)
-    assert isinstance(request, p.Subscribe)
+    request = ops.decode_request(frame)
+    assert isinstance(request, ops.Subscribe)
     result = await hub.subscribe(subscriber, internal, request.position)
-    return p.encode_reply(request.id, result)
+    return f.encode_reply(request.id, result)
 
 
 async def frames(subscriber: Subscriber, count: int) -> list[bytes]:
@@ -612,7 +619,7 @@ async def test_pushes_and_resume_round_trip(hub: tuple[Hub, ChannelPublisher]) -
     the_hub, publisher = hub
     internal = sorted({channel for channel, _, _ in EVENTS})
     sdk = SdkSide()
-    subscriber = Subscriber(USER_ID)
+    subscriber = Subscriber(1024 * 1024)
     names: dict[str, str] = {}
     for channel in internal:
         name = channel.removesuffix(f":{USER_ID}")  # feed:42 -> feed, as clients name it
@@ -650,10 +657,10 @@ async def test_pushes_and_resume_round_trip(hub: tuple[Hub, ChannelPublisher]) -
         await publisher.publish(channel, event_type, data)
     await asyncio.sleep(0.05)  # the old subscriber still gets them: drop it
     resumed = SdkSide()
-    again = Subscriber(USER_ID)
+    again = Subscriber(1024 * 1024)
     frame, ready = resumed.subscribe_frame("feed", since=positions["feed"])
-    request = p.decode_request(frame)
-    assert isinstance(request, p.Subscribe)
+    request = ops.decode_request(frame)
+    assert isinstance(request, ops.Subscribe)
     assert request.position == ServerPosition(positions["feed"].offset, positions["feed"].epoch)
     resumed.router.on_frame(await serve_subscribe(the_hub, again, channels_of.feed(USER_ID), frame))
     assert ready.result().recovered is True
@@ -668,7 +675,7 @@ async def test_pushes_and_resume_round_trip(hub: tuple[Hub, ChannelPublisher]) -
     lost = SdkSide()
     frame, ready = lost.subscribe_frame("feed", since=Position("3", "an-old-epoch"))
     lost.router.on_frame(
-        await serve_subscribe(the_hub, Subscriber(USER_ID), channels_of.feed(USER_ID), frame)
+        await serve_subscribe(the_hub, Subscriber(1024 * 1024), channels_of.feed(USER_ID), frame)
     )
     assert ready.result().recovered is False
     assert [e.type for e in lost.drain()] == ["resync"]
@@ -676,8 +683,8 @@ async def test_pushes_and_resume_round_trip(hub: tuple[Hub, ChannelPublisher]) -
 
 async def test_close_soon_and_unaddressed_errors_end_nothing() -> None:
     sdk = SdkSide()
-    sdk.router.on_frame(p.encode_close_soon(p.CloseCode.GOING_AWAY, "server going away"))
-    sdk.router.on_frame(p.encode_error(None, p.ErrorCode.INVALID_FRAME, "not JSON"))
+    sdk.router.on_frame(f.encode_close_soon(f.CloseCode.GOING_AWAY, "server going away"))
+    sdk.router.on_frame(f.encode_error(None, f.ErrorCode.INVALID_FRAME, "not JSON"))
     sdk.router.on_frame(b'{"push": "something_new", "x": 1}')  # a push kind added later
     assert sdk.drain() == []
 
@@ -752,8 +759,8 @@ async def test_every_op_the_sdk_sends_is_accepted_by_the_server(
         assert await live.call("post.delete", post_id=created["id"]) == {}
         assert live.reconnects == 0
 
-    requests = [p.decode_request(frame) for frame in sent]  # raises on any bad frame
-    assert {str(type(r).__struct_config__.tag) for r in requests} == set(p.OPS)
+    requests = [ops.decode_request(frame) for frame in sent]  # raises on any bad frame
+    assert {str(type(r).__struct_config__.tag) for r in requests} == set(ops.OPS)
     assert len({r.id for r in requests}) == len(requests)  # ids are unique on the socket
     by_op: dict[str, list[Any]] = {}
     for request in requests:

@@ -12,7 +12,6 @@ import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,10 +19,8 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from domain.consumers import FeedConsumer, LiveConsumer, NotificationConsumer, dispatch
-from domain.events import decode_event
-from server.app import create_app
-from server.services import Services
+from server.app import create_app, relay_of, services_of
+from server.container import Services
 from server.settings import Settings
 
 PASSWORD = "correct horse battery"
@@ -61,7 +58,7 @@ class Api:
 
     @property
     def services(self) -> Services:
-        return cast(Services, self.app.state.services)
+        return services_of(self.app)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return await self.http.request(method, f"/api/v1{path}", **kwargs)
@@ -107,21 +104,13 @@ class Api:
         return cast(dict[str, Any], r.json())
 
     async def drain(self) -> int:
-        """Run the event-log consumers over the outbox until it is empty (the relay's job
-        in a running server; tests step it by hand). Returns how many events ran."""
-        services = self.services
-        reader = services.storage.outbox_reader
-        consumers = [
-            NotificationConsumer(services.ctx, services.publisher),
-            LiveConsumer(services.ctx, services.publisher),
-            FeedConsumer(services.ctx, services.storage.feed),
-        ]
+        """Run the app's own outbox relay (and so every consumer kind, in its order) until
+        the outbox is empty: a running server does this by itself; these tests step it.
+        Returns how many events ran."""
+        relay = relay_of(self.app)
         done = 0
-        while batch := await reader.pending(100):
-            for _, raw in batch:
-                await dispatch(consumers, decode_event(raw))
-            await reader.mark_relayed([oid for oid, _ in batch], datetime.now(UTC))
-            done += len(batch)
+        while moved := await relay.relay_once():
+            done += moved
         return done
 
 
@@ -159,7 +148,7 @@ async def lifespan_task(app: Litestar) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def running_api(settings: Settings, **create: Any) -> AsyncIterator[Api]:
-    app = create_app(settings, migrate=True, **create)
+    app = create_app(settings, migrate=True, workers=False, **create)
     transport = httpx.ASGITransport(app=app, client=("10.0.0.1", 4321))
     async with (
         lifespan_task(app),

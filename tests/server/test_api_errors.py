@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from api_world import Api, assert_error, make_settings, running_api
-from litestar import get
-from litestar.types import ControllerRouterHandler
+from litestar import Router, get
 
 from domain.errors import Unavailable
-from server.services import Services
 
 ID_PARAM = re.compile(r"\{(\w+):str\}")
 
@@ -133,25 +130,14 @@ async def test_health_ready_and_schema(api: Api) -> None:
     assert (await api.get("/schema/swagger")).status_code == 200
 
 
-class Boom:
-    """An addon whose route fails like a bug would."""
+@get("/boom")
+async def boom() -> None:
+    raise RuntimeError("secret-token-abc in a bug")
 
-    @property
-    def route_handlers(self) -> Sequence[ControllerRouterHandler]:
-        @get("/boom")
-        async def boom() -> None:
-            raise RuntimeError("secret-token-abc in a bug")
 
-        @get("/busy")
-        async def busy() -> None:
-            raise Unavailable("the database is restarting", retry_after=2.5)
-
-        return [boom, busy]
-
-    @asynccontextmanager
-    async def running(self, services: Services) -> AsyncIterator[None]:
-        services.readiness["boom"] = _ok
-        yield
+@get("/busy")
+async def busy() -> None:
+    raise Unavailable("the database is restarting", retry_after=2.5)
 
 
 async def _ok() -> None:
@@ -162,7 +148,10 @@ async def test_unexpected_errors_are_a_bare_500_and_logged_without_secrets(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    async with running_api(settings, addons=[Boom()]) as api:
+    async with running_api(settings) as api:
+        # Routes that fail like a bug, and like a dependency that is down, would.
+        api.app.register(Router(path="/api/v1", route_handlers=[boom, busy]))
+        api.services.readiness["boom"] = _ok
         with caplog.at_level(logging.ERROR, logger="plaza.server"):
             r = await api.get("/boom?access_token=leaky", headers={"Authorization": "Bearer t0k"})
         assert_error(r, 500, "internal_error")

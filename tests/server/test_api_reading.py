@@ -57,6 +57,39 @@ async def test_limit_is_clamped_to_40(api: Api) -> None:
         await api.create_post(alice, f"p{i}")
     assert len((await api.get("/feed", alice, params={"limit": 100})).json()) == 40
     assert len((await api.get("/feed", alice)).json()) == 20
+    # Any number of digits is clamped, as documented; not a 422.
+    r = await api.get("/feed", alice, params={"limit": "9999999999"})
+    assert r.status_code == 200 and len(r.json()) == 40
+    assert_error(await api.get("/feed", alice, params={"limit": "0"}), 422, "validation_error")
+
+
+@BOTH_BACKENDS
+async def test_lists_hiding_blocked_authors_never_end_early(api: Api) -> None:
+    # A page whose rows are all hidden must not come back empty: clients stop at empty.
+    reader, troll, friend = await api.user(), await api.user(), await api.user()
+    post = await api.create_post(friend, "findable words here")
+    await api.post(f"/posts/{post['id']}/comments", friend, json={"content": "first"})
+    for i in range(25):
+        await api.post(f"/posts/{post['id']}/comments", troll, json={"content": f"spam {i}"})
+        await api.create_post(troll, f"findable spam {i}")
+    await api.post(f"/users/{troll.id}/block", reader)
+
+    r = await api.get(f"/posts/{post['id']}/comments", reader, params={"limit": 5})
+    assert [c["content"] for c in r.json()] == ["first"]
+    r = await api.get(f"/posts/{post['id']}/comments", friend, params={"limit": 5})
+    assert len(r.json()) == 5  # the author's view is not filtered
+
+    r = await api.get("/search", reader, params={"q": "findable", "limit": 5})
+    assert [p["id"] for p in r.json()] == [post["id"]]
+    r = await api.get("/search", None, params={"q": "findable", "limit": 5})
+    assert len(r.json()) == 5  # anonymous readers see everything
+
+    # Followers: the newest follower of the friend is the troll; the reader sees the other.
+    other = await api.user()
+    await api.post(f"/users/{friend.id}/follow", other)
+    await api.post(f"/users/{friend.id}/follow", troll)
+    r = await api.get(f"/users/{friend.id}/followers", reader, params={"limit": 1})
+    assert [u["id"] for u in r.json()] == [other.id]
 
 
 async def test_feed_needs_a_token(api: Api) -> None:

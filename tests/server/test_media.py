@@ -13,7 +13,7 @@ from PIL import Image, ImageCms, PngImagePlugin
 
 from domain.errors import DomainError, PayloadTooLarge, UnsupportedMedia, ValidationFailed
 from domain.ports import ImageProcessor
-from server.media import PillowImageProcessor
+from server.images import PillowImageProcessor
 
 XYZ = tuple[float, float, float]
 GPS_IFD = 0x8825

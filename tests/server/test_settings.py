@@ -106,7 +106,7 @@ def test_overrides(tmp_path: Path) -> None:
     }
     settings = Settings.from_env(env, cwd=tmp_path)
 
-    assert settings.database_kind == "postgresql"
+    assert settings.database_kind == "postgres"  # the one spelling (storage.urls)
     assert settings.sqlite_path is None
     assert settings.redis_url == "rediss://cache.internal:6380/0"
     assert not settings.embedded

@@ -15,26 +15,16 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 
 from channels.memory import MemoryBackend
-from server.app import create_app, default_security
-from server.security.tokens import JwtAccessTokens
-from server.services import Security
-from server.workers import LiveAddon
+from server.app import create_app, services_of
 
 
-def _app(tmp_path: Path, *, access_ttl: int = 900, **overrides: Any) -> tuple[Litestar, LiveAddon]:
-    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'plaza.db'}", **overrides)
-    base = default_security(settings)
-    security = Security(
-        hasher=base.hasher,
-        # Shorter than settings allow (30 s), so expiry is testable in a second or two.
-        tokens=JwtAccessTokens(
-            settings.secret_key, settings.jwt_issuer, settings.jwt_audience, access_ttl
-        ),
-        images=base.images,
-        blobs=base.blobs,
+def _app(tmp_path: Path, *, access_ttl: int = 900, **overrides: Any) -> Litestar:
+    # A token TTL shorter than the environment allows (30 s), so expiry is testable in a
+    # second or two.
+    settings = make_settings(
+        tmp_path, f"sqlite:///{tmp_path / 'plaza.db'}", access_token_ttl=access_ttl, **overrides
     )
-    addon = LiveAddon(settings, workers=True)
-    return create_app(settings, addons=[addon], security=security, migrate=True), addon
+    return create_app(settings, migrate=True)
 
 
 def _login(client: TestClient[Any], name: str) -> dict[str, Any]:
@@ -56,7 +46,7 @@ def test_socket_closes_4401_when_the_token_expires_and_reauth_extends_it(
 ) -> None:
     # exp is whole seconds: a 3 s token has 2-3 s left, so re-auth at +1.1 s is in time
     # and the fresh token outlives the first by at least a second.
-    app, _ = _app(tmp_path, access_ttl=3)
+    app = _app(tmp_path, access_ttl=3)
     with TestClient(app) as client:
         first = _login(client, "ada")["access_token"]
         headers = {"Authorization": f"Bearer {first}"}
@@ -80,13 +70,13 @@ def test_socket_closes_4401_when_the_token_expires_and_reauth_extends_it(
 
 
 def test_a_closed_socket_leaves_nothing_behind(tmp_path: Path) -> None:
-    app, addon = _app(tmp_path)
+    app = _app(tmp_path)
     with TestClient(app) as client:
         token = _login(client, "bob")["access_token"]
         post = client.post(
             "/api/v1/posts", json={"content": "x"}, headers={"Authorization": f"Bearer {token}"}
         ).json()
-        live = addon.live()
+        live = services_of(app)
         backend = cast(MemoryBackend, live.hub.backend)
         channels = ["feed", "notifications", "public", f"post:{post['id']}"]
         for _ in range(3):
@@ -99,20 +89,20 @@ def test_a_closed_socket_leaves_nothing_behind(tmp_path: Path) -> None:
                     while "push" in reply:  # the post's own event may still be on its way
                         reply = ws.receive_json()
                     assert reply["id"] == n + 1 and reply["ok"] is True
-                assert len(live.registry) == 1
+                assert len(live.sessions) == 1
                 assert live.hub.channel_count == len(channels)
                 assert len(backend.subscribed) == len(channels)
             deadline = time.monotonic() + 5
-            while (len(live.registry) or live.hub.channel_count) and time.monotonic() < deadline:
+            while (len(live.sessions) or live.hub.channel_count) and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert len(live.registry) == 0
-            assert live.registry.count(int(post["author"]["id"])) == 0
+            assert len(live.sessions) == 0
+            assert live.sessions.count(int(post["author"]["id"])) == 0
             assert live.hub.channel_count == 0
             assert backend.subscribed == frozenset()
 
 
 def test_socket_writes_share_the_rest_write_limit(tmp_path: Path) -> None:
-    app, _ = _app(tmp_path, rate_writes_per_user_per_minute=3)
+    app = _app(tmp_path, rate_writes_per_user_per_minute=3)
     with TestClient(app) as client:
         token = _login(client, "cyd")["access_token"]
         auth = {"Authorization": f"Bearer {token}"}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import Storage, open_storage
+from storage.factory import Storage, open_storage
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -8,18 +8,28 @@ from pathlib import Path
 
 import pytest
 
-from storage import FileBlobStore, migrate, open_storage
-from storage.engine import parse_database_url
+from storage.blobs import FileBlobStore
+from storage.factory import open_storage
+from storage.migrate import migrate
 from storage.search import fts5_query, like_pattern, tsquery, words
+from storage.urls import parse_database_url
 
 
 def test_parse_database_url():
     assert parse_database_url("sqlite:///var/plaza.db").target == "var/plaza.db"
     assert parse_database_url("sqlite:////abs/plaza.db").target == "/abs/plaza.db"
-    assert parse_database_url("./plaza.db").kind == "sqlite"
+    assert parse_database_url("sqlite:///var/plaza.db").kind == "sqlite"
     assert parse_database_url("postgresql://u@h/db").kind == "postgres"
     assert parse_database_url("postgres://u@h/db").kind == "postgres"
-    for bad in ("", "mysql://x/y", "sqlite://", "sqlite:///:memory:"):
+    # One grammar for settings and engine: a bare path is refused by both.
+    for bad in (
+        "",
+        "./plaza.db",
+        "mysql://x/y",
+        "sqlite://",
+        "sqlite:///:memory:",
+        "postgresql://h/",
+    ):
         with pytest.raises(ValueError):
             parse_database_url(bad)
 

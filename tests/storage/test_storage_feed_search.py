@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from storage_helpers import at, make_account, make_post
 
 from domain.pagination import PageRequest, apply_page
-from storage import Storage
+from storage.factory import Storage
 
 
 async def test_home_feed_is_own_and_followees_posts_minus_blocked_and_deleted(

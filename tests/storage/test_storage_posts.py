@@ -12,7 +12,7 @@ from domain.errors import NotFound
 from domain.events import PostCreated, decode_event
 from domain.models import Comment, Media, Notification
 from domain.pagination import PageRequest, apply_page
-from storage import Storage
+from storage.factory import Storage
 
 
 async def test_post_round_trip_and_soft_delete(storage: Storage, ids: Iterator[int]):

@@ -11,7 +11,7 @@ from storage_helpers import at, make_account
 from domain.errors import Conflict
 from domain.models import ProfileChanges, RefreshToken
 from domain.pagination import PageRequest
-from storage import Storage
+from storage.factory import Storage
 
 
 async def test_add_get_and_find_by_login_case_insensitively(storage: Storage, ids: Iterator[int]):

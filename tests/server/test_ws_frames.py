@@ -1,4 +1,4 @@
-"""Decoding client frames and encoding server frames (PROTOCOL.md, WebSocket)."""
+"""Decoding client frames and encoding the session's own frames (docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import msgspec
 import pytest
 
 from channels.backend import Position
-from channels.protocol import (
+from server.ws.frames import CloseCode, encode_close_soon, encode_error, encode_reply
+from server.ws.ops import (
+    INVALID_FRAME,
     OPS,
+    UNKNOWN_OP,
+    VALIDATION_ERROR,
     Auth,
-    CloseCode,
     CommentCreate,
-    ErrorCode,
     FeedPage,
     FrameError,
     NotificationsRead,
@@ -22,13 +24,8 @@ from channels.protocol import (
     PostLike,
     Search,
     Subscribe,
-    SubscribeResult,
     UserFollow,
     decode_request,
-    encode_close_soon,
-    encode_error,
-    encode_push,
-    encode_reply,
 )
 
 
@@ -111,14 +108,14 @@ def test_subscribe_since_is_a_position_or_unrecoverable() -> None:
 @pytest.mark.parametrize("frame", [b"", b"{", b"not json", b'{"id": 1, "op": "ping"', b"\xff"])
 def test_malformed_json_is_an_invalid_frame_without_id(frame: bytes) -> None:
     error = frame_error(frame)
-    assert (error.code, error.request_id) == (ErrorCode.INVALID_FRAME, None)
+    assert (error.code, error.request_id) == (INVALID_FRAME, None)
     assert error.is_violation
 
 
 @pytest.mark.parametrize("frame", [b"[]", b"1", b'"ping"', b"null", b'[{"id": 1, "op": "ping"}]'])
 def test_a_frame_that_is_not_an_object_is_invalid(frame: bytes) -> None:
     error = frame_error(frame)
-    assert (error.code, error.request_id) == (ErrorCode.INVALID_FRAME, None)
+    assert (error.code, error.request_id) == (INVALID_FRAME, None)
 
 
 @pytest.mark.parametrize(
@@ -137,32 +134,41 @@ def test_missing_id_or_op_is_invalid_and_keeps_a_readable_id(
     frame: bytes, request_id: int | None
 ) -> None:
     error = frame_error(frame)
-    assert (error.code, error.request_id) == (ErrorCode.INVALID_FRAME, request_id)
+    assert (error.code, error.request_id) == (INVALID_FRAME, request_id)
 
 
 def test_unknown_op_keeps_the_id() -> None:
     error = frame_error(b'{"id": 7, "op": "post.explode"}')
-    assert (error.code, error.request_id) == (ErrorCode.UNKNOWN_OP, 7)
+    assert (error.code, error.request_id) == (UNKNOWN_OP, 7)
     assert error.is_violation
 
 
 @pytest.mark.parametrize(
-    "frame",
+    ("frame", "field"),
     [
-        b'{"id": 8, "op": "auth"}',
-        b'{"id": 8, "op": "post.like", "post_id": 5}',
-        b'{"id": 8, "op": "post.like", "post_id": "0123"}',
-        b'{"id": 8, "op": "post.like", "post_id": "12345678901234567890"}',
-        b'{"id": 8, "op": "feed.page", "limit": 0}',
-        b'{"id": 8, "op": "search", "q": "x", "type": "hashtags"}',
-        b'{"id": 8, "op": "post.create", "content": "x", "media_ids": "12"}',
+        (b'{"id": 8, "op": "auth"}', "token"),
+        (b'{"id": 8, "op": "post.like", "post_id": 5}', "post_id"),
+        (b'{"id": 8, "op": "post.like"}', "post_id"),
+        (b'{"id": 8, "op": "feed.page", "limit": 0}', "limit"),
+        (b'{"id": 8, "op": "search", "q": "x", "type": "hashtags"}', "type"),
+        (b'{"id": 8, "op": "post.create", "content": "x", "media_ids": "12"}', "media_ids"),
     ],
 )
-def test_bad_arguments_are_a_validation_error_with_the_id(frame: bytes) -> None:
+def test_bad_arguments_are_a_validation_error_naming_the_field(frame: bytes, field: str) -> None:
     error = frame_error(frame)
-    assert (error.code, error.request_id) == (ErrorCode.VALIDATION_ERROR, 8)
+    assert (error.code, error.request_id) == (VALIDATION_ERROR, 8)
     assert error.message
+    assert error.details == {"field": field}
     assert not error.is_violation
+
+
+def test_deeply_nested_json_is_an_ordinary_invalid_frame() -> None:
+    nested = b"[" * 1000 + b"]" * 1000
+    error = frame_error(nested)
+    assert (error.code, error.request_id) == (INVALID_FRAME, None)
+    # Nested inside an otherwise fine request: still a bad frame, never a crash.
+    deep_arg = frame_error(b'{"id": 9, "op": "ping", "x": ' + nested + b"}")
+    assert deep_arg.code == INVALID_FRAME and deep_arg.is_violation
 
 
 def test_reply_encoding() -> None:
@@ -175,12 +181,12 @@ def test_reply_encoding() -> None:
 
 
 def test_error_encoding() -> None:
-    assert encode_error(7, ErrorCode.NOT_FOUND, "no such post") == (
+    assert encode_error(7, "not_found", "no such post") == (
         b'{"id":7,"ok":false,"error":{"code":"not_found","message":"no such post",'
         b'"retryable":false}}'
     )
     assert msgspec.json.decode(
-        encode_error(None, ErrorCode.RATE_LIMITED, "slow down", retryable=True, details={"s": 1})
+        encode_error(None, "rate_limited", "slow down", retryable=True, details={"s": 1})
     ) == {
         "id": None,
         "ok": False,
@@ -189,32 +195,6 @@ def test_error_encoding() -> None:
             "message": "slow down",
             "retryable": True,
             "details": {"s": 1},
-        },
-    }
-
-
-def test_push_splices_the_payload_unchanged() -> None:
-    payload = b'{"type":"post.created","data":{"id":"12","content":"\\u00e9 \\"q\\""}}'
-    frame = encode_push("feed", Position("3", "ab"), payload)
-    assert frame == (
-        b'{"push":"event","channel":"feed","offset":"3","epoch":"ab","event":' + payload + b"}"
-    )
-    assert msgspec.json.decode(frame)["event"] == msgspec.json.decode(payload)
-
-
-def test_subscribe_result_carries_pushes_as_json_not_strings() -> None:
-    push = encode_push("post:1", Position("1", "e"), b'{"type":"post.liked","data":{}}')
-    result = SubscribeResult("post:1", "1", "e", True, [msgspec.Raw(push)])
-    decoded = msgspec.json.decode(encode_reply(3, result))
-    assert decoded == {
-        "id": 3,
-        "ok": True,
-        "result": {
-            "channel": "post:1",
-            "offset": "1",
-            "epoch": "e",
-            "recovered": True,
-            "events": [msgspec.json.decode(push)],
         },
     }
 

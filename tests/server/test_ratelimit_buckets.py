@@ -1,10 +1,12 @@
-"""Inbound frame limits, on a fake clock."""
+"""The one token bucket (REST and WebSocket limits) and the invalid-frame counter, on a
+fake clock."""
 
 from __future__ import annotations
 
 import pytest
 
-from channels.ratelimit import InvalidFrameCounter, TokenBucket
+from server.ratelimit import TokenBucket
+from server.ws.session import INBOUND_BURST, INBOUND_RATE, InvalidFrameCounter
 
 
 class FakeClock:
@@ -17,7 +19,7 @@ class FakeClock:
 
 def test_burst_then_refused() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(clock=clock)  # 20/s, burst 50
+    bucket = TokenBucket(INBOUND_RATE, INBOUND_BURST, clock=clock)  # 20/s, burst 50
     assert all(bucket.allow() for _ in range(50))
     assert not bucket.allow()
     assert bucket.retry_after() == pytest.approx(0.05)
@@ -76,9 +78,9 @@ def test_refused_frames_cost_nothing() -> None:
 
 def test_bad_parameters_are_refused() -> None:
     with pytest.raises(ValueError):
-        TokenBucket(rate=0)
+        TokenBucket(rate=0, burst=1)
     with pytest.raises(ValueError):
-        TokenBucket(burst=0.5)
+        TokenBucket(rate=1, burst=0.5)
 
 
 def test_more_than_ten_invalid_frames_in_a_minute_is_a_violation() -> None:

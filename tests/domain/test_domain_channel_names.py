@@ -1,20 +1,20 @@
-"""Client channel names versus internal ones."""
+"""Client channel names versus internal ones (domain.channel_names)."""
 
 from __future__ import annotations
 
 import pytest
 
-from channels.names import (
+from domain.channel_names import (
     PUBLIC,
-    UnknownChannel,
+    channel_id,
     client_name,
-    feed_channel,
-    notifications_channel,
-    parse_id,
-    post_channel,
+    feed,
+    notifications,
+    post,
     resolve,
-    user_channel,
+    user,
 )
+from domain.errors import NotFound
 
 
 @pytest.mark.parametrize(
@@ -34,9 +34,9 @@ def test_resolve_and_back(name: str, internal: str) -> None:
 
 def test_private_channels_are_the_session_users_own() -> None:
     assert resolve("feed", 1) != resolve("feed", 2)
-    with pytest.raises(UnknownChannel):
+    with pytest.raises(NotFound):
         resolve("feed:2", 1)  # no naming someone else's feed
-    with pytest.raises(UnknownChannel):
+    with pytest.raises(NotFound):
         resolve("notifications:2", 1)
 
 
@@ -61,15 +61,15 @@ def test_private_channels_are_the_session_users_own() -> None:
     ],
 )
 def test_unknown_channels_are_refused(name: str) -> None:
-    with pytest.raises(UnknownChannel):
+    with pytest.raises(NotFound):
         resolve(name, 7)
 
 
 def test_builders_match_resolve() -> None:
-    assert feed_channel(3) == resolve("feed", 3)
-    assert notifications_channel(3) == resolve("notifications", 3)
-    assert post_channel(5) == resolve("post:5", 3)
-    assert user_channel(5) == resolve("user:5", 3)
+    assert feed(3) == resolve("feed", 3)
+    assert notifications(3) == resolve("notifications", 3)
+    assert post(5) == resolve("post:5", 3)
+    assert user(5) == resolve("user:5", 3)
     assert resolve("public", 3) == PUBLIC
 
 
@@ -77,5 +77,10 @@ def test_builders_match_resolve() -> None:
     ("text", "value"),
     [("1", 1), ("9223372036854775807", 2**63 - 1), ("0", None), ("9223372036854775808", None)],
 )
-def test_parse_id(text: str, value: int | None) -> None:
-    assert parse_id(text) == value
+def test_channel_ids_use_the_one_id_parser(text: str, value: int | None) -> None:
+    # A bad id in a channel name is an unknown channel (404), not a bad argument (422).
+    if value is None:
+        with pytest.raises(NotFound):
+            channel_id(text)
+    else:
+        assert channel_id(text) == value
