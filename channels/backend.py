@@ -1,18 +1,19 @@
 """The channel backend contract: publish with positions, history, one process-level feed.
 
 A backend stores a capped history per channel and delivers what is published to the
-channels this process subscribed to. Every backend (memory, Redis streams) passes the same
-contract suite in tests/channels/test_backend_contract.py.
+channels this process subscribed to. Every backend (memory, Redis) passes the same
+contract suite in tests/channels/test_channel_backend_contract.py.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Protocol
 
 import msgspec
 
-__all__ = ["ChannelBackend", "Consumer", "Position", "parse_offset"]
+__all__ = ["ChannelBackend", "Listener", "Position", "parse_offset"]
 
 
 class Position(msgspec.Struct, frozen=True):
@@ -22,12 +23,18 @@ class Position(msgspec.Struct, frozen=True):
     epoch: str
 
 
-Consumer = Callable[[str, Position, bytes], None]
-"""Receives `(channel, position, payload)` for every event of a subscribed channel.
+class Listener(Protocol):
+    """What a backend delivers to (the hub). Synchronous on purpose: the hub's fan-out only
+    appends to bounded queues, so a backend's reader never waits on a socket and one slow
+    client cannot hold up delivery to the rest."""
 
-Synchronous on purpose: the hub's fan-out only appends to bounded queues, so a backend's
-reader never waits on a socket and one slow client cannot hold up delivery to the rest.
-"""
+    def deliver(self, channel: str, position: Position, payload: bytes) -> None:
+        """An event of a subscribed channel, in the channel's order."""
+
+    def lost(self, channel: str) -> None:
+        """Events of a subscribed channel may have been missed and cannot be recovered
+        (its history was lost while this process was cut off): its subscribers must
+        resume, and will be told `recovered: false`."""
 
 
 def parse_offset(offset: str) -> tuple[int, ...] | None:
@@ -40,19 +47,27 @@ def parse_offset(offset: str) -> tuple[int, ...] | None:
 
 
 class ChannelBackend(ABC):
-    """A channel backend: positions, capped history and delivery to one consumer."""
+    """A channel backend: positions, capped history and delivery to one listener."""
 
     @abstractmethod
-    async def start(self, consumer: Consumer) -> None:
-        """Start delivering events of subscribed channels to `consumer`."""
+    async def start(self, listener: Listener) -> None:
+        """Start delivering events of subscribed channels to `listener`."""
 
     @abstractmethod
     async def stop(self) -> None:
         """Stop delivering and release resources."""
 
     @abstractmethod
-    async def publish(self, channel: str, payload: bytes) -> Position:
-        """Append `payload` to `channel` and return its position."""
+    async def publish(self, channel: str, payload: bytes, key: str | None = None) -> Position:
+        """Append `payload` to `channel` and return its position. With a `key` already
+        published on this channel (while its history holds it), nothing is appended and
+        the first position is returned: a retried publish never pushes twice."""
+
+    async def publish_many(
+        self, channels: Sequence[str], payload: bytes, key: str | None = None
+    ) -> list[Position]:
+        """`publish` on each channel (a fan-out); backends do it in few round trips."""
+        return [await self.publish(channel, payload, key) for channel in channels]
 
     @abstractmethod
     async def subscribe(self, channel: str) -> None:

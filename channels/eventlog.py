@@ -1,140 +1,161 @@
-"""The embedded event log: an outbox relay that hands committed events to consumers.
+"""The event log: committed outbox entries on their way to the consumer kinds.
 
-A write commits its rows and its outbox entries together; this relay then reads pending
-entries oldest first, gives each to every consumer and marks it relayed. A crash between
-commit and relay loses nothing: the next start resumes from the outbox. Delivery is at
-least once (a crash after dispatch but before marking replays the batch), which is why
-every consumer is idempotent.
+    outbox (SQL) --relay--> EventLog (partitions) --one group per kind--> consumers
+
+The log is partitioned by an event's ordering key (a post, a user): events of one key sit
+in one partition, in relay order, and each partition is consumed by one worker at a time
+(it holds the partition's lease), so every consumer kind applies them in commit order.
+Each kind reads through its own consumer group: its own cursor, pending entries and
+acknowledgements. The log has an epoch: when it loses its data (Redis restarted empty)
+the epoch changes and the relay re-sends everything not yet done by every kind.
+
+Two implementations pass one contract suite (tests/channels/test_channel_eventlog_contract.py):
+`MemoryEventLog` (embedded, one process) and `RedisEventLog` (a fleet, Redis streams).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from domain.consumers import Consumer
-from domain.events import decode_event
-from domain.ports import OutboxReader
+__all__ = [
+    "LEASE_RENEW_S",
+    "LEASE_TTL_S",
+    "NEW",
+    "PARTITIONS",
+    "PENDING",
+    "Delivery",
+    "EpochLost",
+    "EventLog",
+    "LogEntry",
+    "partition_of",
+    "rebalance",
+]
 
-log = logging.getLogger("plaza.eventlog")
+# Partitions of the log. Fixed, not configurable: an ordering key's partition must never
+# change while entries are in flight. 16 lets up to 16 workers share the consumption (one
+# more would idle) and costs nothing when one worker owns them all.
+PARTITIONS = 16
 
-# One batch is one SELECT and one UPDATE; 100 keeps a burst cheap without holding a long
-# transaction or delaying the first event of a batch behind hundreds of others.
-BATCH_SIZE = 100
-# Commits wake the relay at once; the poll is only the safety net for entries written by
-# another process (a web process without workers) or left by a crash.
-POLL_SECONDS = 1.0
-# A consumer that keeps failing on one event must not wedge every event behind it: after
-# this many attempts (with backoff) the event is logged and skipped.
-MAX_ATTEMPTS = 5
-# Relayed entries are kept a day for inspection, then purged.
-KEEP_RELAYED = timedelta(days=1)
+# Read cursors of `EventLog.read`: the worker's own delivered-but-unacknowledged entries
+# (after a takeover or a failure), or entries never delivered to the group.
+PENDING = "pending"
+NEW = "new"
 
 
-class OutboxRelay:
-    def __init__(
+class LogEntry(msgspec.Struct, frozen=True):
+    """What the relay appends: an outbox entry, routed by its ordering key."""
+
+    outbox_id: int
+    key: int
+    event: bytes
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    """An entry as a consumer group reads it."""
+
+    partition: int
+    # The entry's id in its partition (acknowledge with it).
+    log_id: str
+    outbox_id: int
+    event: bytes
+    # How many times the entry has been delivered to this group, this one included: a
+    # takeover or a retry after a crash counts, so a poison event cannot dodge its limit
+    # by killing workers.
+    deliveries: int
+
+
+# A worker holds a partition for this long past its last renewal (every LEASE_RENEW_S). A
+# dead worker's partitions (and the entries it held) are taken over after at most this
+# long: 10 s keeps live pushes from stalling long after a crash, while five missed
+# renewals in a row are needed to lose a lease, so a GC pause or a Redis blip of a second
+# or two never makes partitions flap between workers.
+LEASE_TTL_S = 10.0
+LEASE_RENEW_S = 2.0
+
+
+def rebalance(
+    partitions: int, mine: set[int], taken: set[int], live_workers: int
+) -> tuple[list[int], list[int]]:
+    """Which partitions a worker should release and which free ones it should try to take,
+    to move towards an even share among `live_workers` (itself included). `taken` are the
+    partitions other workers hold. Every worker runs this on its own; it converges because
+    each only takes free partitions and gives back what is above its share."""
+    share = -(-partitions // max(1, live_workers))  # ceil
+    if len(mine) > share:
+        return sorted(mine, reverse=True)[: len(mine) - share], []
+    free = [p for p in range(partitions) if p not in mine and p not in taken]
+    return [], free[: share - len(mine)]
+
+
+class EpochLost(Exception):
+    """The log's epoch is not the one the caller appended under: it lost its data."""
+
+
+def partition_of(key: int, partitions: int) -> int:
+    """The partition of an ordering key. CRC32 of the decimal key: stable across processes
+    and Python versions (hash() is salted per process)."""
+    return zlib.crc32(str(key).encode()) % partitions
+
+
+class EventLog(ABC):
+    """A partitioned log with one consumer group per consumer kind."""
+
+    def __init__(self, partitions: int) -> None:
+        if partitions < 1:
+            raise ValueError("partitions must be at least 1")
+        self.partitions = partitions
+
+    # --- the relay's side -------------------------------------------------------------------
+
+    @abstractmethod
+    async def epoch(self) -> str:
+        """The log's current epoch (a new log gets a new one, its groups created)."""
+
+    @abstractmethod
+    async def append(self, epoch: str, entries: Sequence[LogEntry]) -> None:
+        """Append in order, each to its key's partition; raises EpochLost (appending
+        nothing) when the log's epoch is no longer `epoch`."""
+
+    @abstractmethod
+    async def trim(self) -> int:
+        """Drop entries every group has acknowledged; returns how many went. Entries some
+        group has not consumed are never dropped, however long the log grows."""
+
+    # --- the consumers' side ----------------------------------------------------------------
+
+    @abstractmethod
+    async def assignment(self, worker: str) -> set[int]:
+        """Renew every lease this worker holds, take free partitions up to a fair share of
+        the live workers, and return the partitions it should consume. A partition it holds
+        but should give up is not in the answer and stays leased to it until `release`
+        (after its consumers finished their batch), so two owners never overlap. Call it
+        every LEASE_RENEW_S."""
+
+    @abstractmethod
+    async def release(self, worker: str, partitions: Sequence[int]) -> None:
+        """Hand partitions back (the worker stopped consuming them)."""
+
+    @abstractmethod
+    async def take_over(self, group: str, partition: int, worker: str) -> int:
+        """Make every entry pending in `group` on `partition` (delivered to a previous
+        owner, never acknowledged) this worker's own; returns how many."""
+
+    @abstractmethod
+    async def read(
         self,
-        reader: OutboxReader,
-        consumers: Sequence[Consumer],
+        group: str,
+        worker: str,
+        cursors: Mapping[int, str],
         *,
-        now: Callable[[], datetime] | None = None,
-        poll_seconds: float = POLL_SECONDS,
-    ) -> None:
-        self._reader = reader
-        self._consumers = list(consumers)
-        self._now = now or (lambda: datetime.now(UTC))
-        self._poll = poll_seconds
-        self._wakeup = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._attempts: dict[int, int] = {}
-        self._last_purge = 0.0
+        count: int,
+        block_s: float,
+    ) -> list[Delivery]:
+        """Up to `count` entries per partition of `cursors` (partition -> PENDING | NEW),
+        oldest first per partition, waiting up to `block_s` for new ones."""
 
-    def wake(self) -> None:
-        """Called after a transaction that appended events commits."""
-        self._idle.clear()
-        self._wakeup.set()
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="outbox-relay")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def run(self) -> None:
-        while True:
-            # Cleared before reading, so a commit that lands while we read wakes us again.
-            self._wakeup.clear()
-            try:
-                moved = await self.relay_once()
-            except Exception:  # a database hiccup must not kill the relay for good
-                log.exception("outbox relay failed; retrying")
-                moved = 0
-                await asyncio.sleep(self._poll)
-            if moved:
-                continue
-            if not self._wakeup.is_set():
-                self._idle.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
-
-    async def drain(self, wait_seconds: float = 10.0) -> None:
-        """Wait until everything committed so far has been relayed (tests, shutdown)."""
-        if self._task is None:
-            while await self.relay_once():
-                pass
-            return
-        self.wake()
-        await asyncio.wait_for(self._idle.wait(), wait_seconds)
-
-    async def relay_once(self) -> int:
-        """Relay one batch; returns how many entries were marked relayed."""
-        entries = await self._reader.pending(BATCH_SIZE)
-        done: list[int] = []
-        for outbox_id, payload in entries:
-            if not await self._deliver(outbox_id, payload):
-                break  # keep order: retry this entry (and those after it) later
-            done.append(outbox_id)
-        if done:
-            await self._reader.mark_relayed(done, self._now())
-        await self._maybe_purge()
-        return len(done)
-
-    async def _deliver(self, outbox_id: int, payload: bytes) -> bool:
-        try:
-            event = decode_event(payload)
-        except msgspec.DecodeError:
-            log.error("outbox entry %s is not a known event; skipped", outbox_id)
-            return True
-        try:
-            for consumer in self._consumers:
-                await consumer.handle(event)
-        except Exception:
-            attempts = self._attempts.get(outbox_id, 0) + 1
-            self._attempts[outbox_id] = attempts
-            if attempts >= MAX_ATTEMPTS:
-                log.exception("event %s failed %d times; skipped", outbox_id, attempts)
-                self._attempts.pop(outbox_id, None)
-                return True
-            log.exception("event %s failed (attempt %d); will retry", outbox_id, attempts)
-            await asyncio.sleep(min(0.1 * 2**attempts, 5.0))
-            return False
-        self._attempts.pop(outbox_id, None)
-        return True
-
-    async def _maybe_purge(self) -> None:
-        loop_now = asyncio.get_running_loop().time()
-        if loop_now - self._last_purge < 3600:
-            return
-        self._last_purge = loop_now
-        await self._reader.purge_relayed(self._now() - KEEP_RELAYED)
+    @abstractmethod
+    async def ack(self, group: str, partition: int, log_ids: Sequence[str]) -> None: ...

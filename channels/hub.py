@@ -108,7 +108,7 @@ class Hub:
         return len(self._channels)
 
     async def start(self) -> None:
-        await self._backend.start(self._on_event)
+        await self._backend.start(self)
 
     async def stop(self) -> None:
         await self._backend.stop()
@@ -218,7 +218,17 @@ class Hub:
             if not state.members and self._channels.get(channel) is state:
                 del self._channels[channel]
 
-    def _on_event(self, channel: str, position: Position, payload: bytes) -> None:
+    def lost(self, channel: str) -> None:
+        """Listener: the channel's events may have been missed for good; its local
+        subscribers close with 4000, resume and are told `recovered: false`."""
+        state = self._channels.get(channel)
+        if state is None:
+            return
+        for subscriber in list(state.members):
+            subscriber.queue.lose()
+
+    def deliver(self, channel: str, position: Position, payload: bytes) -> None:
+        """Listener: one event of a subscribed channel, encoded once for every subscriber."""
         state = self._channels.get(channel)
         if state is None or not state.members:
             return

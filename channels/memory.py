@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections import OrderedDict, deque
 
-from channels.backend import ChannelBackend, Consumer, Position
+from channels.backend import ChannelBackend, Listener, Position
 
 __all__ = [
     "DEFAULT_HISTORY_SIZE",
@@ -41,15 +41,17 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 
 class _Stream:
-    """One channel's epoch, last offset and capped history."""
+    """One channel's epoch, last offset, capped history and the idempotency keys of the
+    events it still holds."""
 
-    __slots__ = ("epoch", "events", "last", "size")
+    __slots__ = ("epoch", "events", "keys", "last", "size")
 
     def __init__(self) -> None:
         # 48 random bits: two processes (or two lives of one channel) never share an epoch.
         self.epoch = secrets.token_hex(6)
         self.last = 0
-        self.events: deque[tuple[int, bytes]] = deque()
+        self.events: deque[tuple[int, bytes, str | None]] = deque()
+        self.keys: dict[str, int] = {}
         self.size = 0
 
 
@@ -88,12 +90,12 @@ class MemoryBackend(ChannelBackend):
         """Channels whose history is kept."""
         return len(self._streams)
 
-    async def start(self, consumer: Consumer) -> None:
+    async def start(self, listener: Listener) -> None:
         if self._task is not None:
             raise RuntimeError("backend already started")
         pending: asyncio.Queue[tuple[str, Position, bytes]] = asyncio.Queue()
         self._pending = pending
-        self._task = asyncio.create_task(self._deliver(pending, consumer), name="memory-backend")
+        self._task = asyncio.create_task(self._deliver(pending, listener), name="memory-backend")
 
     async def stop(self) -> None:
         task, self._task, self._pending = self._task, None, None
@@ -102,10 +104,14 @@ class MemoryBackend(ChannelBackend):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def publish(self, channel: str, payload: bytes) -> Position:
+    async def publish(self, channel: str, payload: bytes, key: str | None = None) -> Position:
         stream = self._stream(channel)
+        if key is not None and key in stream.keys:
+            return Position(str(stream.keys[key]), stream.epoch)  # a retry: pushed already
         stream.last += 1
-        stream.events.append((stream.last, payload))
+        stream.events.append((stream.last, payload, key))
+        if key is not None:
+            stream.keys[key] = stream.last
         stream.size += len(payload)
         self._bytes += len(payload)
         if len(stream.events) > self._history_size:
@@ -135,7 +141,7 @@ class MemoryBackend(ChannelBackend):
             return None  # the events right after `since` were trimmed
         return [
             (Position(str(offset), stream.epoch), payload)
-            for offset, payload in stream.events
+            for offset, payload, _ in stream.events
             if offset > after
         ]
 
@@ -153,7 +159,9 @@ class MemoryBackend(ChannelBackend):
         return stream
 
     def _trim_one(self, stream: _Stream) -> None:
-        _, payload = stream.events.popleft()
+        _, payload, key = stream.events.popleft()
+        if key is not None:
+            stream.keys.pop(key, None)
         stream.size -= len(payload)
         self._bytes -= len(payload)
 
@@ -175,12 +183,12 @@ class MemoryBackend(ChannelBackend):
             self._trim_one(stream)
 
     async def _deliver(
-        self, pending: asyncio.Queue[tuple[str, Position, bytes]], consumer: Consumer
+        self, pending: asyncio.Queue[tuple[str, Position, bytes]], listener: Listener
     ) -> None:
         while True:
             channel, position, payload = await pending.get()
             try:
-                consumer(channel, position, payload)
+                listener.deliver(channel, position, payload)
             except Exception:
                 # One bad event must not end live delivery for every channel.
-                logger.exception("channel consumer failed on %s", channel)
+                logger.exception("channel listener failed on %s", channel)

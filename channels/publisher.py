@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
 from channels.backend import ChannelBackend, Position
+
+# A post's fan-out goes to the backend in batches this size: one server-side script call
+# per batch (Redis), bounded so that one call never blocks Redis for long (~10 ms).
+FANOUT_BATCH = 1000
 
 
 class _Envelope(msgspec.Struct):
@@ -15,17 +20,26 @@ class _Envelope(msgspec.Struct):
 
 
 class ChannelPublisher:
-    """Encodes `{"type", "data"}` once and appends it to the channel's stream; the hub of
+    """Encodes `{"type", "data"}` once and appends it to each channel's stream; the hub of
     every process with subscribers splices these bytes into its push frames."""
 
     def __init__(self, backend: ChannelBackend) -> None:
         self._backend = backend
         self._encoder = msgspec.json.Encoder()
 
-    async def publish(self, channel: str, event_type: str, data: Any) -> None:
-        await self.publish_at(channel, event_type, data)
+    async def publish(self, channel: str, event_type: str, data: Any, *, key: str) -> None:
+        await self.publish_at(channel, event_type, data, key=key)
 
-    async def publish_at(self, channel: str, event_type: str, data: Any) -> Position:
+    async def publish_at(
+        self, channel: str, event_type: str, data: Any, *, key: str | None = None
+    ) -> Position:
         return await self._backend.publish(
-            channel, self._encoder.encode(_Envelope(event_type, data))
+            channel, self._encoder.encode(_Envelope(event_type, data)), key
         )
+
+    async def publish_many(
+        self, channels: Sequence[str], event_type: str, data: Any, *, key: str
+    ) -> None:
+        payload = self._encoder.encode(_Envelope(event_type, data))
+        for start in range(0, len(channels), FANOUT_BATCH):
+            await self._backend.publish_many(channels[start : start + FANOUT_BATCH], payload, key)

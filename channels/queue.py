@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-__all__ = ["QueueClosed", "QueueOverflowed", "SendQueue"]
+__all__ = ["QueueClosed", "QueueLost", "QueueOverflowed", "SendQueue"]
 
 
 class QueueClosed(Exception):
@@ -23,10 +23,15 @@ class QueueOverflowed(QueueClosed):
     """The consumer fell too far behind: close the socket with 4001."""
 
 
+class QueueLost(QueueClosed):
+    """Events of one of the socket's channels were lost on the way (its history is gone):
+    close with 4000 so the client resumes and learns `recovered: false`."""
+
+
 class SendQueue:
     """Frames waiting to be sent on one socket, bounded in bytes."""
 
-    __slots__ = ("_closed", "_frames", "_max_bytes", "_overflowed", "_size", "_waiter")
+    __slots__ = ("_closed", "_frames", "_lost", "_max_bytes", "_overflowed", "_size", "_waiter")
 
     def __init__(self, max_bytes: int) -> None:
         """`max_bytes` is the socket's bound (PLAZA_WS_SEND_QUEUE_BYTES, with its reason)."""
@@ -37,6 +42,7 @@ class SendQueue:
         self._size = 0
         self._closed = False
         self._overflowed = False
+        self._lost = False
         self._waiter: asyncio.Future[None] | None = None
 
     @property
@@ -78,6 +84,13 @@ class SendQueue:
         self._overflowed = True
         self.close()
 
+    def lose(self) -> None:
+        """Some of this consumer's events cannot be delivered: drop what is pending and
+        close the queue, so the session closes with 4000 and the client resumes."""
+        if not self._closed:
+            self._lost = True
+        self.close()
+
     def close(self) -> None:
         """Drop pending frames; a waiting or later `get` raises."""
         self._closed = True
@@ -89,7 +102,9 @@ class SendQueue:
         """The next frame, waiting for one; raises QueueClosed/QueueOverflowed at the end."""
         while not self._frames:
             if self._closed:
-                raise QueueOverflowed() if self._overflowed else QueueClosed()
+                if self._overflowed:
+                    raise QueueOverflowed()
+                raise QueueLost() if self._lost else QueueClosed()
             waiter = asyncio.get_running_loop().create_future()
             self._waiter = waiter
             try:

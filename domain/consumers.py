@@ -1,14 +1,22 @@
-"""Event-log consumers: what happens after a write commits.
+"""The consumer kinds: what happens after a write commits.
 
-Delivery is at least once, so every consumer is idempotent where it stores something:
-notifications take the id of the event that caused them (a replay rewrites nothing) and
-feed fan-out is a set insert. A live push replayed after a crash is published again under
-a new offset; its payload carries the entity id, so clients apply it idempotently.
-Each consumer names its recipients explicitly, like Zulip's send_event(realm, event, users).
+Three kinds, each with its own place in the event log (a consumer group), its own
+acknowledgements and retries, so one kind failing never re-runs the others:
+
+- `feed`: posts into followers' stored feeds (a no-op for the SQL pull store);
+- `notifications`: like / comment / follow → a notification row and its pushes;
+- `live`: posts, likes, comments and follows → the channels whose subscribers see them.
+
+Delivery is at least once, so every effect is idempotent by event id: a notification takes
+the id of the event that caused it, feed fan-out is a set insert, and every push carries
+its event id as an idempotency key, so a replayed event pushes nothing twice while a
+publish that failed is simply retried. Each consumer names its recipients explicitly, as
+Zulip's send_event(realm, event, users).
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Protocol
 
 from domain import channel_names
@@ -36,6 +44,23 @@ from domain.views import (
     UserFollowed,
     UserView,
 )
+
+
+class Kind(StrEnum):
+    """The consumer kinds, in the order an embedded process runs them: the feed first, so
+    that a live `post.created` never reaches a client before its feed page shows the post."""
+
+    FEED = "feed"
+    NOTIFICATIONS = "notifications"
+    LIVE = "live"
+
+    @property
+    def bit(self) -> int:
+        """This kind's bit in an outbox entry's done mask."""
+        return 1 << list(Kind).index(self)
+
+
+ALL_KINDS = sum(kind.bit for kind in Kind)
 
 
 class Consumer(Protocol):
@@ -77,7 +102,7 @@ class NotificationConsumer:
                     event, event.followed_id, "follow", event.follower_id, None, None
                 )
             case NotificationsRead():
-                await self._push_unread(event.user_id)
+                await self._push_unread(event.user_id, key=str(event.event_id))
             case _:
                 pass
 
@@ -105,20 +130,27 @@ class NotificationConsumer:
             created_at=event.at,
         )
         async with store.transaction():
-            created = await store.notifications.add(notification)
-        if not created:
-            return  # a replay: the first delivery already pushed it
+            await store.notifications.add(notification)  # a replay writes nothing
+        # Pushed on every delivery, not only the first: if an earlier attempt stored the
+        # row but failed to publish, this one publishes; if it did publish, the key makes
+        # this a no-op.
         views = await self._presenter.notifications([notification])
         if views:
             await self._publisher.publish(
-                channel_names.notifications(user_id), "notification.created", views[0]
+                channel_names.notifications(user_id),
+                "notification.created",
+                views[0],
+                key=str(event.event_id),
             )
-        await self._push_unread(user_id)
+        await self._push_unread(user_id, key=f"{event.event_id}:unread")
 
-    async def _push_unread(self, user_id: int) -> None:
+    async def _push_unread(self, user_id: int, *, key: str) -> None:
         count = await self._ctx.store.notifications.unread_count(user_id)
         await self._publisher.publish(
-            channel_names.notifications(user_id), "notifications.unread", UnreadCount(count)
+            channel_names.notifications(user_id),
+            "notifications.unread",
+            UnreadCount(count),
+            key=key,
         )
 
 
@@ -131,19 +163,23 @@ class LiveConsumer:
         self._presenter = presenter
 
     async def handle(self, event: DomainEvent) -> None:
+        key = str(event.event_id)
         match event:
             case PostCreated():
                 post = await self._ctx.store.posts.get(event.post_id)
                 if post is None or post.deleted_at is not None:
                     return
                 view = await self._presenter.post(post, None)
-                await self._fan(event.author_id, "post.created", view)
+                await self._fan(event.author_id, "post.created", view, key)
             case PostDeleted():
-                await self._fan(event.author_id, "post.deleted", PostGone(str(event.post_id)))
+                gone = PostGone(str(event.post_id))
+                await self._fan(event.author_id, "post.deleted", gone, key)
             case LikeCreated() | LikeRemoved():
                 kind = "post.liked" if isinstance(event, LikeCreated) else "post.unliked"
                 data = PostLiked(str(event.post_id), str(event.user_id), event.like_count)
-                await self._publisher.publish(channel_names.post(event.post_id), kind, data)
+                await self._publisher.publish(
+                    channel_names.post(event.post_id), kind, data, key=key
+                )
             case CommentCreated():
                 comment = await self._ctx.store.comments.get(event.comment_id)
                 if comment is None:
@@ -154,6 +190,7 @@ class LiveConsumer:
                         channel_names.post(event.post_id),
                         "comment.created",
                         CommentPosted(views[0], event.comment_count),
+                        key=key,
                     )
             case FollowCreated():
                 follower = await self._ctx.store.users.get(event.follower_id)
@@ -162,15 +199,15 @@ class LiveConsumer:
                         channel_names.user(event.followed_id),
                         "user.followed",
                         UserFollowed(str(event.followed_id), UserView.of(follower)),
+                        key=key,
                     )
             case _:
                 pass
 
-    async def _fan(self, author_id: int, kind: str, data: object) -> None:
-        for user_id in await _audience(self._ctx, author_id):
-            await self._publisher.publish(channel_names.feed(user_id), kind, data)
-        await self._publisher.publish(channel_names.user(author_id), kind, data)
-        await self._publisher.publish(channel_names.PUBLIC, kind, data)
+    async def _fan(self, author_id: int, kind: str, data: object, key: str) -> None:
+        channels = [channel_names.feed(u) for u in await _audience(self._ctx, author_id)]
+        channels += [channel_names.user(author_id), channel_names.PUBLIC]
+        await self._publisher.publish_many(channels, kind, data, key=key)
 
 
 class FeedConsumer:

@@ -80,6 +80,23 @@ DomainEvent = (
     | NotificationsRead
 )
 
+
+def ordering_key(event: DomainEvent) -> int:
+    """The entity whose events each consumer kind must apply in commit order: the post for
+    everything that happens to a post (created, liked, unliked, commented, deleted), the
+    acting user for relations and read marks. Events of one key share a partition of the
+    event log, which one worker consumes at a time."""
+    match event:
+        case PostCreated() | PostDeleted() | LikeCreated() | LikeRemoved() | CommentCreated():
+            return event.post_id
+        case FollowCreated() | FollowRemoved():
+            return event.follower_id
+        case BlockCreated():
+            return event.blocker_id
+        case NotificationsRead():
+            return event.user_id
+
+
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(DomainEvent)
 

@@ -112,3 +112,22 @@ class ProcessedImage(msgspec.Struct, frozen=True, kw_only=True):
     data: bytes
     width: int
     height: int
+
+
+class OutboxEntry(msgspec.Struct, frozen=True):
+    """One committed event waiting for the event log: its id, and the encoded event."""
+
+    id: int
+    event: bytes
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """An event one consumer kind gave up on after its attempts; kept for an operator to
+    inspect and replay. The other kinds are not affected."""
+
+    outbox_id: int
+    kind: str
+    attempts: int
+    error: str
+    failed_at: datetime
+    event: bytes

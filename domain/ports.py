@@ -7,7 +7,7 @@ use fakes of these.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -16,9 +16,11 @@ from domain.events import DomainEvent
 from domain.models import (
     Account,
     Comment,
+    DeadLetter,
     Edge,
     Media,
     Notification,
+    OutboxEntry,
     Post,
     ProcessedImage,
     ProfileChanges,
@@ -187,15 +189,50 @@ class Outbox(Protocol):
 
 
 class OutboxReader(Protocol):
-    """The relay's side of the outbox."""
+    """The event path's side of the outbox: the relay and the consumer kinds.
 
-    async def pending(self, limit: int) -> list[tuple[int, bytes]]:
-        """Unrelayed entries, oldest first: (outbox id, encoded event)."""
+    An entry stays until every consumer kind has processed it (`mark_done` with each
+    kind's bit): the outbox, not the event log, is the record. An entry relayed under an
+    epoch the log no longer has (it lost its data) is pending again."""
+
+    async def pending(self, epoch: str, limit: int) -> list[OutboxEntry]:
+        """Entries not done by every kind and not relayed under `epoch`, in relay order
+        (the order their transactions appended them)."""
         ...
 
-    async def mark_relayed(self, outbox_ids: Sequence[int], at: datetime) -> None: ...
+    async def mark_relayed(self, outbox_ids: Sequence[int], epoch: str, at: datetime) -> None: ...
 
-    async def purge_relayed(self, older_than: datetime) -> int: ...
+    async def mark_done(
+        self, outbox_ids: Sequence[int], kind_bit: int, all_kinds: int, at: datetime
+    ) -> None:
+        """Record that one consumer kind processed these entries; an entry done by every
+        kind (`all_kinds`) is complete and only waits to be purged."""
+        ...
+
+    async def dead_letter(self, letter: DeadLetter, kind_bit: int, all_kinds: int) -> None:
+        """Record a dead letter and mark its entry done for that kind (the rest flow on)."""
+        ...
+
+    async def dead_letters(self, kind: str | None = None, limit: int = 100) -> list[DeadLetter]: ...
+
+    async def replay(self, outbox_id: int, kind: str, kind_bit: int) -> bool:
+        """Hand a dead letter back to its kind: the entry is pending again (the other kinds
+        see it once more and, being idempotent, change nothing). False if there is none."""
+        ...
+
+    async def purge_completed(self, older_than: datetime) -> int: ...
+
+
+class Leadership(Protocol):
+    """Being the one process that does something for a database (the outbox relay)."""
+
+    async def hold(self, *, on_notify: Callable[[], object] | None = None) -> bool:
+        """Take or keep the role: False while another candidate has it. While holding it,
+        `on_notify` is called whenever any process commits outbox entries (PostgreSQL
+        NOTIFY), so the relay need not poll."""
+        ...
+
+    async def release(self) -> None: ...
 
 
 class Store(Protocol):
@@ -318,10 +355,17 @@ class ImageProcessor(Protocol):
 
 
 class Publisher(Protocol):
-    async def publish(self, channel: str, event_type: str, data: Any) -> None:
-        """Publish `{"type": event_type, "data": data}` on an internal channel name
-        (`feed:{user_id}`, `notifications:{user_id}`, `post:{id}`, `user:{id}`, `public`).
-        `data` is a msgspec Struct or plain JSON-able value."""
+    """Live pushes. Channels are internal names (`feed:{user_id}`, `notifications:{user_id}`,
+    `post:{id}`, `user:{id}`, `public`); `data` is a msgspec Struct or JSON-able value, sent
+    as `{"type": event_type, "data": data}`. `key` makes a publish idempotent per channel:
+    publishing the same key again (a consumer's retry or replay) pushes nothing twice."""
+
+    async def publish(self, channel: str, event_type: str, data: Any, *, key: str) -> None: ...
+
+    async def publish_many(
+        self, channels: Sequence[str], event_type: str, data: Any, *, key: str
+    ) -> None:
+        """The same event on many channels (a post's fan-out): encoded once."""
         ...
 
 

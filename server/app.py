@@ -20,9 +20,9 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from channels.eventlog import OutboxRelay
 from channels.hub import Hub
 from channels.publisher import ChannelPublisher
+from channels.workers import EventWorker
 from server.container import API_PREFIX, ReadinessCheck, Services, build_services
 from server.controllers.auth import AuthController
 from server.controllers.feed import FeedController
@@ -35,7 +35,7 @@ from server.controllers.users import UsersController
 from server.dependencies import DEPENDENCIES
 from server.errors import EXCEPTION_HANDLERS
 from server.headers import security_headers
-from server.live import build_relay, channel_backend
+from server.live import channel_backend, event_log, event_worker
 from server.settings import Settings
 from server.ws.endpoint import make_ws_endpoint
 
@@ -68,14 +68,17 @@ def create_app(
             services.readiness["database"] = storage.ping
             if settings.redis_url is not None:
                 services.readiness["redis"] = await _redis_check(settings.redis_url, stack)
-            relay = build_relay(services)
             app.state.services = services
-            app.state.relay = relay
+            app.state.worker = None
             if workers:
-                storage.store.add_outbox_listener(relay.wake)
-                stack.callback(storage.store.remove_outbox_listener, relay.wake)
-                relay.start()
-                stack.push_async_callback(relay.stop)
+                if settings.embedded and not await storage.claim_exclusive():
+                    raise SingleProcessOnly(single_process_refusal(settings))
+                worker = event_worker(services, event_log(settings))
+                app.state.worker = worker
+                storage.store.add_outbox_listener(worker.wake)
+                stack.callback(storage.store.remove_outbox_listener, worker.wake)
+                await worker.start()
+                stack.push_async_callback(worker.stop)
             yield
 
     api = Router(
@@ -123,9 +126,22 @@ def services_of(app: Litestar) -> Services:
     return cast(Services, app.state.services)
 
 
-def relay_of(app: Litestar) -> OutboxRelay:
-    """The running app's outbox relay (started only when the app runs the workers)."""
-    return cast(OutboxRelay, app.state.relay)
+def worker_of(app: Litestar) -> EventWorker | None:
+    """The running app's in-process event worker (None unless it runs the workers)."""
+    return cast(EventWorker | None, app.state.worker)
+
+
+class SingleProcessOnly(RuntimeError):
+    """Another process already serves this database without a shared event log."""
+
+
+def single_process_refusal(settings: Settings) -> str:
+    what = "database" if settings.database_kind == "postgres" else "SQLite file"
+    return (
+        f"another plaza serve already serves this {what} without PLAZA_REDIS_URL; without"
+        " Redis only one process may (live events would stay in one of them). Set"
+        " PLAZA_REDIS_URL to run several, or stop the other one"
+    )
 
 
 def _with_body_limit(controller: type, limit: int) -> type:

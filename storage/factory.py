@@ -7,14 +7,22 @@ from typing import Any
 
 from piccolo.engine.base import Engine
 
+from domain.ports import Leadership
 from storage.db import Database
 from storage.engine import close_engine, open_engine
 from storage.feed import SqlFeedStore
+from storage.leadership import (
+    EMBEDDED_LOCK_KEY,
+    RELAY_LOCK_KEY,
+    FileLock,
+    LocalLeadership,
+    PgLeadership,
+)
 from storage.migrate import migrate
-from storage.outbox import SqlOutboxReader
+from storage.outbox import NOTIFY_CHANNEL, SqlOutboxReader
 from storage.search import SqlSearchIndex
 from storage.store import SqlStore
-from storage.urls import DatabaseKind
+from storage.urls import DatabaseKind, DatabaseUrl, parse_database_url
 
 
 @dataclass(eq=False)
@@ -25,6 +33,9 @@ class Storage:
     outbox_reader: SqlOutboxReader
     feed: SqlFeedStore
     search: SqlSearchIndex
+    url: DatabaseUrl
+    # Held by the only `plaza serve` of a database that runs without Redis.
+    exclusive: Leadership
 
     @property
     def kind(self) -> DatabaseKind:
@@ -34,7 +45,20 @@ class Storage:
         """Raises when the database cannot answer (readiness checks)."""
         await self.db.fetchval("SELECT 1 AS ok")
 
+    def relay_leadership(self) -> Leadership:
+        """A new candidate for the one outbox relay of this database."""
+        if self.url.kind == "postgres":
+            return PgLeadership(self.url.target, RELAY_LOCK_KEY, listen=NOTIFY_CHANNEL)
+        return LocalLeadership(self.url.target)
+
+    async def claim_exclusive(self) -> bool:
+        """Become the only process serving this database without a shared event log;
+        False when another one already is (PostgreSQL: an advisory lock; SQLite: a lock
+        file beside the database)."""
+        return await self.exclusive.hold()
+
     async def close(self) -> None:
+        await self.exclusive.release()
         await close_engine(self.engine)
 
 
@@ -53,6 +77,12 @@ async def open_storage(
         else await open_engine(database_url, pool_max_size=pool_max_size)
     )
     db = Database(engine)
+    url = parse_database_url(database_url)
+    exclusive: Leadership
+    if url.kind == "postgres":
+        exclusive = PgLeadership(url.target, EMBEDDED_LOCK_KEY)
+    else:
+        exclusive = FileLock(f"{url.target}.lock")
     return Storage(
         engine=engine,
         db=db,
@@ -60,4 +90,6 @@ async def open_storage(
         outbox_reader=SqlOutboxReader(db),
         feed=SqlFeedStore(db),
         search=SqlSearchIndex(db),
+        url=url,
+        exclusive=exclusive,
     )

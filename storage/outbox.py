@@ -1,19 +1,26 @@
-"""The outbox: events written in the write's transaction, relayed after commit."""
+"""The outbox: events written in the write's transaction, relayed after commit, kept until
+every consumer kind has processed them; and the dead letters beside it."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from domain.events import DomainEvent, encode_event
+from domain.models import DeadLetter, OutboxEntry
 from storage.db import Database, compose, in_list
+from storage.rows import to_datetime
+
+# The PostgreSQL NOTIFY channel a commit of outbox entries wakes the relay leader with.
+NOTIFY_CHANNEL = "plaza_outbox"
 
 
 class SqlOutbox:
     """Outbox (the writers' side). After a transaction that appended events commits, every
-    registered listener is called once (the relay's waker), so the relay does not have to
-    poll to notice new events; polling stays only as the fallback for other processes."""
+    registered listener is called once (the in-process relay's waker); on PostgreSQL the
+    transaction also NOTIFYs, which wakes a relay in another process at commit."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -31,18 +38,30 @@ class SqlOutbox:
             return
         values: list[str] = []
         args: list[Any] = []
-        for event in events:
-            values.append("({}, {}, {})")
+        for n, event in enumerate(events):
+            if self._db.kind == "postgres":
+                values.append("({}, {}, {})")  # seq: the sequence's default
+            else:
+                # SQLite: this transaction holds the one write lock, so MAX is stable.
+                values.append("({}, {}, {}, (SELECT COALESCE(MAX(seq), 0) FROM outbox) + {})")
             args.extend((event.event_id, encode_event(event), event.at))
+            if self._db.kind != "postgres":
+                args.append(n + 1)
+        columns = (
+            "(id, event, created_at)"
+            if self._db.kind == "postgres"
+            else "(id, event, created_at, seq)"
+        )
         # The event id is the outbox id: appending the same event twice writes one row.
         await self._db.execute(
             compose(
-                "INSERT INTO outbox (id, event, created_at) VALUES",
-                ", ".join(values),
-                "ON CONFLICT DO NOTHING",
+                "INSERT INTO outbox", columns, "VALUES", ", ".join(values), "ON CONFLICT DO NOTHING"
             ),
             *args,
         )
+        if self._db.kind == "postgres":
+            # Delivered at commit, to the relay leader wherever it runs.
+            await self._db.execute("SELECT pg_notify({}, '')", NOTIFY_CHANNEL)
         self._db.after_commit(self._notify)
 
     def _notify(self) -> None:
@@ -51,34 +70,123 @@ class SqlOutbox:
 
 
 class SqlOutboxReader:
-    """OutboxReader (the relay's side)."""
+    """OutboxReader: the relay's and the consumer kinds' side."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def pending(self, limit: int) -> list[tuple[int, bytes]]:
+    async def pending(self, epoch: str, limit: int) -> list[OutboxEntry]:
         rows = await self._db.fetch(
-            "SELECT id, event FROM outbox WHERE relayed_at IS NULL ORDER BY id LIMIT {}", limit
+            "SELECT id, event FROM outbox WHERE completed_at IS NULL "
+            "AND (relay_epoch IS NULL OR relay_epoch <> {}) ORDER BY seq LIMIT {}",
+            epoch,
+            limit,
         )
-        return [(int(row["id"]), bytes(row["event"])) for row in rows]
+        return [OutboxEntry(int(row["id"]), bytes(row["event"])) for row in rows]
 
-    async def mark_relayed(self, outbox_ids: Sequence[int], at: datetime) -> None:
+    async def mark_relayed(self, outbox_ids: Sequence[int], epoch: str, at: datetime) -> None:
         ids = list(dict.fromkeys(outbox_ids))
         if not ids:
             return
         await self._db.execute(
             compose(
-                "UPDATE outbox SET relayed_at = {} WHERE id IN",
-                in_list(ids),
-                "AND relayed_at IS NULL",
+                "UPDATE outbox SET relay_epoch = {}, relayed_at = {} WHERE id IN", in_list(ids)
             ),
+            epoch,
             at,
             *ids,
         )
 
-    async def purge_relayed(self, older_than: datetime) -> int:
+    async def mark_done(
+        self, outbox_ids: Sequence[int], kind_bit: int, all_kinds: int, at: datetime
+    ) -> None:
+        ids = list(dict.fromkeys(outbox_ids))
+        if not ids:
+            return
+        # One statement, so two kinds finishing the same entries at once cannot lose a bit.
+        await self._db.execute(
+            compose(
+                "UPDATE outbox SET done = done | {}, completed_at = CASE WHEN (done | {}) = {}",
+                "THEN {} ELSE completed_at END WHERE id IN",
+                in_list(ids),
+            ),
+            kind_bit,
+            kind_bit,
+            all_kinds,
+            at,
+            *ids,
+        )
+
+    async def dead_letter(self, letter: DeadLetter, kind_bit: int, all_kinds: int) -> None:
+        async with self._db.transaction():
+            await self._db.execute(
+                "INSERT INTO dead_letters (id, outbox_id, kind, attempts, error, failed_at) "
+                "VALUES ({}, {}, {}, {}, {}, {}) ON CONFLICT (outbox_id, kind) DO UPDATE "
+                "SET attempts = excluded.attempts, error = excluded.error, "
+                "failed_at = excluded.failed_at",
+                secrets.randbits(62),
+                letter.outbox_id,
+                letter.kind,
+                letter.attempts,
+                letter.error,
+                letter.failed_at,
+            )
+            await self.mark_done([letter.outbox_id], kind_bit, all_kinds, letter.failed_at)
+
+    async def dead_letters(self, kind: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        sql = (
+            "SELECT d.outbox_id AS outbox_id, d.kind AS kind, d.attempts AS attempts, "
+            "d.error AS error, d.failed_at AS failed_at, o.event AS event "
+            "FROM dead_letters d JOIN outbox o ON o.id = d.outbox_id"
+        )
+        args: list[Any] = []
+        if kind is not None:
+            sql += " WHERE d.kind = {}"
+            args.append(kind)
+        rows = await self._db.fetch(sql + " ORDER BY d.outbox_id LIMIT {}", *args, limit)
+        return [
+            DeadLetter(
+                outbox_id=int(row["outbox_id"]),
+                kind=str(row["kind"]),
+                attempts=int(row["attempts"]),
+                error=str(row["error"]),
+                failed_at=to_datetime(row["failed_at"]),
+                event=bytes(row["event"]),
+            )
+            for row in rows
+        ]
+
+    async def replay(self, outbox_id: int, kind: str, kind_bit: int) -> bool:
+        async with self._db.transaction():
+            gone = await self._db.fetch(
+                "DELETE FROM dead_letters WHERE outbox_id = {} AND kind = {} RETURNING id",
+                outbox_id,
+                kind,
+            )
+            if not gone:
+                return False
+            # Pending again: the relay re-sends it; the kinds that did it already are
+            # idempotent, the one that gave up tries again.
+            await self._db.execute(
+                "UPDATE outbox SET done = done & {}, completed_at = NULL, relay_epoch = NULL "
+                "WHERE id = {}",
+                ~kind_bit,  # every bit but this kind's (two's complement)
+                outbox_id,
+            )
+        return True
+
+    async def purge_completed(self, older_than: datetime) -> int:
         rows = await self._db.fetch(
-            "DELETE FROM outbox WHERE relayed_at IS NOT NULL AND relayed_at < {} RETURNING id",
+            "DELETE FROM outbox WHERE completed_at IS NOT NULL AND completed_at < {} "
+            "AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.outbox_id = outbox.id) "
+            "RETURNING id",
             older_than,
         )
         return len(rows)
+
+    async def open_count(self) -> int:
+        """Entries some consumer kind has not processed yet (readiness, tests, metrics)."""
+        value = await self._db.fetchval(
+            "SELECT COUNT(*) AS n FROM outbox WHERE completed_at IS NULL"
+        )
+        return int(value or 0)

@@ -114,11 +114,36 @@ class RefreshTokens(Table, tablename="refresh_tokens"):
 
 
 class Outbox(Table, tablename="outbox"):
-    # The domain event's own id: oldest-first order for the relay is id order.
+    # The domain event's own id (consumers key their idempotent effects on it).
     id = BigInt(primary_key=True)
+    # Relay order, assigned at insert: a sequence on PostgreSQL, MAX + 1 under SQLite's
+    # one writer. A transaction that saw another's commit inserts after it, so this is
+    # commit order for every pair of events that could depend on each other; snowflake
+    # ids are not (they are minted before the transaction, and by skewed clocks).
+    seq = BigInt(default=0)
     event = Bytea()
     created_at = Timestamptz()
     relayed_at = Timestamptz(null=True, default=None)
+    # The event log epoch it was last relayed under (NULL: not yet); an entry relayed
+    # under an epoch the log no longer has is pending again.
+    relay_epoch = Text(null=True, default=None)
+    # One bit per consumer kind that has processed it (domain.consumers.Kind.bit).
+    done = Integer(default=0)
+    # When the last kind finished; completed entries are purged after a day.
+    completed_at = Timestamptz(null=True, default=None)
+
+
+class DeadLetters(Table, tablename="dead_letters"):
+    """Events one consumer kind gave up on. Durable beside the outbox (not in Redis, which
+    may restart empty): a dead letter is committed data an operator must be able to see
+    and replay (`plaza dead-letters`)."""
+
+    id = BigInt(primary_key=True)
+    outbox_id = BigInt()
+    kind = Varchar(length=32)
+    attempts = Integer()
+    error = Text()
+    failed_at = Timestamptz()
 
 
 ALL_TABLES: tuple[type[Table], ...] = (
@@ -132,4 +157,5 @@ ALL_TABLES: tuple[type[Table], ...] = (
     Media,
     RefreshTokens,
     Outbox,
+    DeadLetters,
 )

@@ -8,11 +8,17 @@ missing service must never turn into a silently green run.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.support.redis_server import PrivateRedis
 
 PG_HOST = os.environ.get("PLAZA_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("PLAZA_TEST_PG_PORT", "5432"))
@@ -74,3 +80,16 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def redis_prefix() -> str:
     return f"plaza-test-{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own, to kill, freeze and restart (never the shared one)."""
+    if shutil.which("redis-server") is None:
+        if services_required():
+            pytest.fail("redis-server is not installed and PLAZA_REQUIRE_SERVICES=1")
+        pytest.skip("redis-server is not installed")
+    from tests.support.redis_server import private_redis as start
+
+    with start(tmp_path) as server:
+        yield server

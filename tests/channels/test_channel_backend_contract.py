@@ -1,8 +1,4 @@
-"""The contract every channel backend passes: memory now; Redis is one more param.
-
-To add a backend: add its name to BACKENDS and a branch in `_build` (a Redis one would take
-`request.getfixturevalue("redis_url")` and `redis_prefix` for its keys).
-"""
+"""The contract every channel backend passes: the memory backend and the Redis one alike."""
 
 from __future__ import annotations
 
@@ -14,8 +10,10 @@ import pytest
 
 from channels.backend import ChannelBackend, Position
 from channels.memory import MemoryBackend
+from channels.redis_backend import RedisChannelBackend
+from channels.redis_client import connect
 
-BACKENDS = ["memory"]
+BACKENDS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 @dataclass
@@ -23,10 +21,14 @@ class Harness:
     backend: ChannelBackend
     received: list[tuple[str, Position, bytes]] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    lost_channels: list[str] = field(default_factory=list)
 
-    def consume(self, channel: str, position: Position, payload: bytes) -> None:
+    def deliver(self, channel: str, position: Position, payload: bytes) -> None:
         self.received.append((channel, position, payload))
         self.arrived.set()
+
+    def lost(self, channel: str) -> None:
+        self.lost_channels.append(channel)
 
     async def wait_for(self, count: int, timeout: float = 5.0) -> None:
         async with asyncio.timeout(timeout):
@@ -43,25 +45,51 @@ class Harness:
 MakeBackend = Callable[..., Awaitable[Harness]]
 
 
-def _build(kind: str, history_size: int) -> ChannelBackend:
-    if kind == "memory":
-        return MemoryBackend(history_size=history_size)
-    raise AssertionError(f"unknown backend {kind}")
+async def drop_keys(url: str, prefix: str) -> None:
+    client = connect(url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture(params=BACKENDS)
 async def make_backend(request: pytest.FixtureRequest) -> AsyncIterator[MakeBackend]:
     started: list[Harness] = []
+    clients = []
+    url = prefix = ""
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        prefix = request.getfixturevalue("redis_prefix")
 
     async def make(history_size: int = 100) -> Harness:
-        harness = Harness(_build(request.param, history_size))
-        await harness.backend.start(harness.consume)
+        backend: ChannelBackend
+        if request.param == "memory":
+            backend = MemoryBackend(history_size=history_size)
+        else:
+            # Every backend of one test shares the keys, as instances of a fleet do.
+            client = connect(url)
+            clients.append(client)
+            backend = RedisChannelBackend(
+                client,
+                pubsub_client=connect(url, retry=False),
+                prefix=prefix,
+                history_size=history_size,
+            )
+        harness = Harness(backend)
+        await harness.backend.start(harness)
         started.append(harness)
         return harness
 
     yield make
     for harness in started:
         await harness.backend.stop()
+    for client in clients:
+        await client.aclose()
+    if url:
+        await drop_keys(url, prefix)
 
 
 @pytest.fixture
@@ -196,3 +224,36 @@ async def test_many_channels_keep_separate_histories_and_order(h: Harness) -> No
     await h.wait_for(600)
     for c in channels:
         assert [(p, b) for ch, p, b in h.received if ch == c] == published[c]
+
+
+async def test_a_key_already_published_on_a_channel_pushes_nothing_twice(h: Harness) -> None:
+    await h.backend.subscribe("post:7")
+    first = await h.backend.publish("post:7", b'{"v":1}', "event-1")
+    again = await h.backend.publish("post:7", b'{"v":1}', "event-1")
+    other = await h.backend.publish("post:7", b'{"v":2}', "event-2")
+    assert again == first
+    assert h.key(other) > h.key(first)
+    await h.wait_for(2)
+    await asyncio.sleep(0.05)
+    assert [b for _, _, b in h.received] == [b'{"v":1}', b'{"v":2}']
+    # Keys are per channel: the same key elsewhere is a first publish there.
+    elsewhere = await h.backend.publish("post:8", b'{"v":1}', "event-1")
+    assert elsewhere.offset == "1"
+
+
+async def test_publish_many_reaches_every_channel_once_in_order(h: Harness) -> None:
+    channels = [f"feed:{i}" for i in range(1, 1201)]
+    for c in channels[:3]:
+        await h.backend.subscribe(c)
+    starts = {c: await h.backend.current(c) for c in channels[:3]}
+    positions = await h.backend.publish_many(channels, b'{"post":1}', "post-1")
+    assert len(positions) == len(channels)
+    assert {p.offset for p in positions} == {"1"}
+    # A retry of the whole fan-out (a consumer redelivered) appends nothing anywhere.
+    assert await h.backend.publish_many(channels, b'{"post":1}', "post-1") == positions
+    await h.backend.publish_many(channels[:3], b'{"post":2}', "post-2")
+    await h.wait_for(6)
+    for c in channels[:3]:
+        got = await h.backend.history(c, starts[c])
+        assert got is not None and [b for _, b in got] == [b'{"post":1}', b'{"post":2}']
+        assert [b for ch, _, b in h.received if ch == c] == [b'{"post":1}', b'{"post":2}']

@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 PUBLIC = {
-    "channels.backend": ["ChannelBackend", "Consumer", "Position", "parse_offset"],
+    "channels.backend": ["ChannelBackend", "Listener", "Position", "parse_offset"],
     "channels.memory": [
         "DEFAULT_HISTORY_SIZE",
         "DEFAULT_MAX_BYTES",
@@ -15,7 +15,7 @@ PUBLIC = {
         "MemoryBackend",
     ],
     "channels.hub": ["Hub", "SubscribeResult", "Subscriber", "SubscriberClosed"],
-    "channels.queue": ["QueueClosed", "QueueOverflowed", "SendQueue"],
+    "channels.queue": ["QueueClosed", "QueueLost", "QueueOverflowed", "SendQueue"],
     "channels.protocol": ["SubscribeResult", "encode_push"],
 }
 

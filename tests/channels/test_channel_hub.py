@@ -196,9 +196,9 @@ async def test_late_live_copies_of_handed_over_events_are_dropped() -> None:
     assert [push(e)["offset"] for e in recovered.events] == [old.offset]
     assert (live.offset, live.events) == (old.offset, [])
 
-    hub._on_event("public", old, payload(0))  # the late copy
+    hub.deliver("public", old, payload(0))  # the late copy
     new = await backend.publish("public", payload(1))
-    hub._on_event("public", new, payload(1))
+    hub.deliver("public", new, payload(1))
     for sub in (since_sub, now_sub):
         assert [push(f)["offset"] for f in await drain(sub, 1)] == [new.offset]
         assert len(sub.queue) == 0

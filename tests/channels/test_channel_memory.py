@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -32,7 +33,7 @@ async def test_channels_get_their_own_epochs_and_offsets() -> None:
 async def test_history_keeps_only_the_newest_events() -> None:
     backend = MemoryBackend(history_size=3)
     positions = [await backend.publish("c", b"%d" % i) for i in range(5)]
-    assert [o for o, _ in backend._streams["c"].events] == [3, 4, 5]
+    assert [o for o, _, _ in backend._streams["c"].events] == [3, 4, 5]
     assert await backend.history("c", positions[1]) == [
         (positions[2], b"2"),
         (positions[3], b"3"),
@@ -78,10 +79,23 @@ async def test_byte_budget_bounds_memory_across_channels() -> None:
     assert await backend.history("busy", positions[-2]) == [(positions[-1], b"y" * 100)]
 
 
+class Recorder:
+    """A Listener that calls `on_event` for each delivery."""
+
+    def __init__(self, on_event: Callable[[str, Position, bytes], None]) -> None:
+        self.on_event = on_event
+
+    def deliver(self, channel: str, position: Position, payload: bytes) -> None:
+        self.on_event(channel, position, payload)
+
+    def lost(self, channel: str) -> None:
+        raise AssertionError("a memory backend never loses a subscribed channel")
+
+
 async def test_events_are_delivered_by_a_task_not_inside_publish() -> None:
     received: list[str] = []
     backend = MemoryBackend()
-    await backend.start(lambda c, p, b: received.append(p.offset))
+    await backend.start(Recorder(lambda c, p, b: received.append(p.offset)))
     await backend.subscribe("c")
     await backend.publish("c", b"{}")
     assert received == []  # the publisher did not run the fan-out
@@ -99,23 +113,23 @@ async def test_a_failing_consumer_does_not_stop_delivery(caplog: pytest.LogCaptu
         received.append(payload)
 
     backend = MemoryBackend()
-    await backend.start(consumer)
+    await backend.start(Recorder(consumer))
     await backend.subscribe("c")
     await backend.publish("c", b"bad")
     await backend.publish("c", b"good")
     for _ in range(3):
         await asyncio.sleep(0)
     assert received == [b"good"]
-    assert "channel consumer failed" in caplog.text
+    assert "channel listener failed" in caplog.text
     await backend.stop()
 
 
 async def test_stop_ends_the_delivery_task_and_start_twice_is_refused() -> None:
     backend = MemoryBackend()
-    await backend.start(_ignore)
+    await backend.start(Recorder(_ignore))
     task = backend._task
     with pytest.raises(RuntimeError):
-        await backend.start(_ignore)
+        await backend.start(Recorder(_ignore))
     await backend.stop()
     assert task is not None and task.done()
     await backend.stop()  # idempotent

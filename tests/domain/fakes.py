@@ -21,14 +21,17 @@ from typing import Any
 
 import msgspec
 
+from domain.consumers import ALL_KINDS
 from domain.errors import Conflict, Unauthorized, UnsupportedMedia
 from domain.events import DomainEvent, decode_event, encode_event
 from domain.models import (
     Account,
     Comment,
+    DeadLetter,
     Edge,
     Media,
     Notification,
+    OutboxEntry,
     Post,
     ProcessedImage,
     ProfileChanges,
@@ -86,8 +89,9 @@ class _State:
     notifications: dict[int, Notification] = dataclasses.field(default_factory=dict)
     media: dict[int, Media] = dataclasses.field(default_factory=dict)
     refresh_tokens: dict[str, RefreshToken] = dataclasses.field(default_factory=dict)
-    # outbox id (= event id) -> (encoded event, relayed_at)
-    outbox: dict[int, tuple[bytes, datetime | None]] = dataclasses.field(default_factory=dict)
+    # outbox id (= event id) -> (encoded event, relay epoch, done bits); insertion order is
+    # relay order (dicts keep it)
+    outbox: dict[int, tuple[bytes, str | None, int]] = dataclasses.field(default_factory=dict)
 
     def snapshot(self) -> _State:
         return _State(**{f.name: type(v)(v) for f, v in _fields(self)})
@@ -418,28 +422,65 @@ class FakeRefreshTokens(_Repo):
 
 
 class FakeOutbox(_Repo):
-    """Both sides: the writer's Outbox and the relay's OutboxReader."""
+    """Both sides: the writer's Outbox and the event path's OutboxReader (one process, so it
+    always leads). Dead letters live beside it, as in the real store."""
+
+    def __init__(self, store: FakeStore) -> None:
+        super().__init__(store)
+        self.dead: dict[tuple[int, str], DeadLetter] = {}
 
     async def append(self, events: Sequence[DomainEvent]) -> None:
         self._write("append")
         for event in events:
             assert event.event_id not in self._s.outbox, "event id reused"
-            self._s.outbox[event.event_id] = (encode_event(event), None)
+            self._s.outbox[event.event_id] = (encode_event(event), None, 0)
 
-    async def pending(self, limit: int) -> list[tuple[int, bytes]]:
+    async def lead(self, on_commit: Any) -> bool:
+        return True
+
+    async def resign(self) -> None:
+        return None
+
+    async def pending(self, epoch: str, limit: int) -> list[OutboxEntry]:
         self._read("pending")
-        ids = sorted(i for i, (_, relayed) in self._s.outbox.items() if relayed is None)
-        return [(i, self._s.outbox[i][0]) for i in ids[:limit]]
+        open_ = [
+            OutboxEntry(i, data)
+            for i, (data, relayed, done) in self._s.outbox.items()
+            if done != ALL_KINDS and relayed != epoch
+        ]
+        return open_[:limit]
 
-    async def mark_relayed(self, outbox_ids: Sequence[int], at: datetime) -> None:
+    async def mark_relayed(self, outbox_ids: Sequence[int], epoch: str, at: datetime) -> None:
         for i in outbox_ids:
-            self._s.outbox[i] = (self._s.outbox[i][0], at)
+            data, _, done = self._s.outbox[i]
+            self._s.outbox[i] = (data, epoch, done)
 
-    async def purge_relayed(self, older_than: datetime) -> int:
-        old = [i for i, (_, at) in self._s.outbox.items() if at is not None and at < older_than]
-        for i in old:
+    async def mark_done(
+        self, outbox_ids: Sequence[int], kind_bit: int, all_kinds: int, at: datetime
+    ) -> None:
+        for i in outbox_ids:
+            data, relayed, done = self._s.outbox[i]
+            self._s.outbox[i] = (data, relayed, done | kind_bit)
+
+    async def dead_letter(self, letter: DeadLetter, kind_bit: int, all_kinds: int) -> None:
+        self.dead[(letter.outbox_id, letter.kind)] = letter
+        await self.mark_done([letter.outbox_id], kind_bit, all_kinds, letter.failed_at)
+
+    async def dead_letters(self, kind: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        return [d for (_, k), d in sorted(self.dead.items()) if kind in (None, k)][:limit]
+
+    async def replay(self, outbox_id: int, kind: str, kind_bit: int) -> bool:
+        if self.dead.pop((outbox_id, kind), None) is None:
+            return False
+        data, _, done = self._s.outbox[outbox_id]
+        self._s.outbox[outbox_id] = (data, None, done & ~kind_bit)
+        return True
+
+    async def purge_completed(self, older_than: datetime) -> int:
+        done = [i for i, (_, _, bits) in self._s.outbox.items() if bits == ALL_KINDS]
+        for i in done:
             del self._s.outbox[i]
-        return len(old)
+        return len(done)
 
 
 class FakeStore:
@@ -492,7 +533,7 @@ class FakeStore:
     @property
     def events(self) -> list[DomainEvent]:
         """Every event in the outbox (relayed or not), oldest first."""
-        return [decode_event(data) for _, (data, _) in sorted(self.state.outbox.items())]
+        return [decode_event(data) for _, (data, _, _) in sorted(self.state.outbox.items())]
 
     def events_of(self, kind: type[Any]) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]
@@ -586,12 +627,25 @@ class Published:
 
 
 class FakePublisher:
+    """Records pushes; a key already published on a channel pushes nothing again, as the
+    real backends' idempotency keys do."""
+
     def __init__(self) -> None:
         self.published: list[Published] = []
+        self.keys: set[tuple[str, str]] = set()
 
-    async def publish(self, channel: str, event_type: str, data: Any) -> None:
+    async def publish(self, channel: str, event_type: str, data: Any, *, key: str) -> None:
         msgspec.json.encode(data)  # must be encodable, as the real publisher needs
+        if (channel, key) in self.keys:
+            return
+        self.keys.add((channel, key))
         self.published.append(Published(channel, event_type, data))
+
+    async def publish_many(
+        self, channels: Sequence[str], event_type: str, data: Any, *, key: str
+    ) -> None:
+        for channel in channels:
+            await self.publish(channel, event_type, data, key=key)
 
     def on(self, channel: str) -> list[Published]:
         return [p for p in self.published if p.channel == channel]
@@ -686,12 +740,13 @@ class FakeImageProcessor:
 
 
 async def relay(store: FakeStore, consumers: Sequence[Any], *, at: datetime) -> int:
-    """One pass of the outbox relay: decode pending events, hand each to every consumer,
-    mark them relayed. Returns how many events moved."""
-    pending = await store.outbox_reader.pending(1000)
-    for _, data in pending:
-        event = decode_event(data)
+    """Deliver what is pending, in relay order, to `consumers` (in that order), and mark it
+    done by every kind: the event path's effect, without its machinery (that is tested on
+    real storage in tests/channels). Returns how many events moved."""
+    pending = await store.outbox_reader.pending("fake", 1000)
+    for entry in pending:
+        event = decode_event(entry.event)
         for consumer in consumers:
             await consumer.handle(event)
-    await store.outbox_reader.mark_relayed([i for i, _ in pending], at)
+    await store.outbox_reader.mark_done([e.id for e in pending], ALL_KINDS, ALL_KINDS, at)
     return len(pending)

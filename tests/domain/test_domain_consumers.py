@@ -9,6 +9,7 @@ import msgspec
 import pytest
 from domain_world import World
 
+from domain.consumers import ALL_KINDS, Kind
 from domain.events import (
     BlockCreated,
     CommentCreated,
@@ -22,6 +23,7 @@ from domain.events import (
     PostDeleted,
     decode_event,
     encode_event,
+    ordering_key,
 )
 from domain.models import Account, Post
 from domain.pagination import PageRequest
@@ -52,6 +54,19 @@ def test_every_event_round_trips(event: DomainEvent) -> None:
     assert msgspec.json.decode(data)["type"] == type(event).__struct_config__.tag
 
 
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
+def test_every_event_has_an_ordering_key(event: DomainEvent) -> None:
+    # Everything that happens to a post is keyed by the post (2 here); relations and read
+    # marks by the acting user (also 2 in these fixtures, never the other party, 3).
+    assert ordering_key(event) == 2
+
+
+def test_consumer_kinds_have_distinct_bits() -> None:
+    assert [k.bit for k in Kind] == [1, 2, 4]
+    assert ALL_KINDS == 7
+    assert list(Kind) == [Kind.FEED, Kind.NOTIFICATIONS, Kind.LIVE]  # the feed first
+
+
 async def _liked_post(w: World) -> tuple[Account, Account, Post]:
     alice, bob = await w.users("alice", "bob")
     post, _ = await w.posts.create(alice.id, "hello")
@@ -60,6 +75,33 @@ async def _liked_post(w: World) -> tuple[Account, Account, Post]:
 
 
 # --- notifications --------------------------------------------------------------------------
+
+
+async def test_a_push_that_failed_after_the_row_committed_is_retried_and_never_doubled(
+    w: World,
+) -> None:
+    alice, _, _ = await _liked_post(w)
+    [like] = w.store.events_of(LikeCreated)
+    real_publish = w.publisher.publish
+    failures = 1
+
+    async def flaky(channel: str, event_type: str, data: object, *, key: str) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionError("redis went away")
+        await real_publish(channel, event_type, data, key=key)
+
+    w.publisher.publish = flaky  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await w.notification_consumer.handle(like)
+    assert len(w.store.state.notifications) == 1  # the row committed...
+    assert w.publisher.on(f"notifications:{alice.id}") == []  # ...the push did not
+    await w.notification_consumer.handle(like)  # the retry publishes it
+    await w.notification_consumer.handle(like)  # a replay pushes nothing twice
+    pushes = [p.type for p in w.publisher.on(f"notifications:{alice.id}")]
+    assert pushes == ["notification.created", "notifications.unread"]
+    assert len(w.store.state.notifications) == 1
 
 
 async def test_like_notifies_the_author_once_even_when_delivered_twice(w: World) -> None:

@@ -69,12 +69,12 @@ async def test_refresh_token_is_spent_once(w: World) -> None:
 async def test_outbox_relay_side(w: World) -> None:
     alice = await w.user("alice")
     post, _ = await w.posts.create(alice.id, "x")
-    [(outbox_id, _)] = await w.outbox_reader.pending(10)
-    assert outbox_id == post.id  # the event's own id
+    [entry] = await w.outbox_reader.pending("e", 10)
+    assert entry.id == post.id  # the event's own id
     assert await w.relay() == 1
     assert await w.relay() == 0
     w.clock.advance(10)
-    assert await w.outbox_reader.purge_relayed(w.clock.now()) == 1
+    assert await w.outbox_reader.purge_completed(w.clock.now()) == 1
 
 
 async def test_presenter_batches_one_query_per_kind(w: World) -> None:

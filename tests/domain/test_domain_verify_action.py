@@ -25,9 +25,9 @@ def _wire(value: Any) -> Any:
 
 async def _deliver_twice(w: World) -> None:
     """The relay crashed after dispatching but before marking: everything comes again."""
-    for _, data in await w.store.outbox_reader.pending(1000):
+    for entry in await w.store.outbox_reader.pending("fake", 1000):
         for consumer in w.consumers:
-            await consumer.handle(decode_event(data))
+            await consumer.handle(decode_event(entry.event))
     await w.relay()
 
 

@@ -630,8 +630,8 @@ async def test_pushes_and_resume_round_trip(hub: tuple[Hub, ChannelPublisher]) -
         assert isinstance(sub, Subscription) and sub.channel == name and not sub.recovered
         assert sub.position is not None
 
-    for channel, event_type, data in EVENTS:
-        await publisher.publish(channel, event_type, data)
+    for n, (channel, event_type, data) in enumerate(EVENTS):
+        await publisher.publish(channel, event_type, data, key=f"event-{n}")
     for frame in await frames(subscriber, len(EVENTS)):
         sdk.router.on_frame(frame)
     delivered = sdk.drain()
@@ -653,15 +653,17 @@ async def test_pushes_and_resume_round_trip(hub: tuple[Hub, ChannelPublisher]) -
         (channels_of.feed(USER_ID), "post.created", msgspec.structs.replace(POST, id="71794235")),
         (channels_of.feed(USER_ID), "post.deleted", PostGone("71794235")),
     ]
-    for channel, event_type, data in missed:
-        await publisher.publish(channel, event_type, data)
+    for n, (channel, event_type, data) in enumerate(missed):
+        await publisher.publish(channel, event_type, data, key=f"missed-{n}")
     await asyncio.sleep(0.05)  # the old subscriber still gets them: drop it
     resumed = SdkSide()
     again = Subscriber(1024 * 1024)
     frame, ready = resumed.subscribe_frame("feed", since=positions["feed"])
     request = ops.decode_request(frame)
     assert isinstance(request, ops.Subscribe)
-    assert request.position == ServerPosition(positions["feed"].offset, positions["feed"].epoch)
+    feed_at = positions["feed"]
+    assert feed_at is not None
+    assert request.position == ServerPosition(feed_at.offset, feed_at.epoch)
     resumed.router.on_frame(await serve_subscribe(the_hub, again, channels_of.feed(USER_ID), frame))
     assert ready.result().recovered is True
     events = resumed.drain()
@@ -670,7 +672,9 @@ async def test_pushes_and_resume_round_trip(hub: tuple[Hub, ChannelPublisher]) -
         ("post.deleted", True),
     ]
     assert isinstance(events[0].data, Post) and events[0].data.id == "71794235"
-    assert resumed.state.position("feed") == Position(str(events[-1].offset), events[-1].epoch)
+    last_at = events[-1].position
+    assert last_at is not None
+    assert resumed.state.position("feed") == last_at
 
     lost = SdkSide()
     frame, ready = lost.subscribe_frame("feed", since=Position("3", "an-old-epoch"))

@@ -15,7 +15,7 @@ from storage.search import fts5_query, like_pattern, tsquery, words
 from storage.urls import parse_database_url
 
 
-def test_parse_database_url():
+def test_parse_database_url() -> None:
     assert parse_database_url("sqlite:///var/plaza.db").target == "var/plaza.db"
     assert parse_database_url("sqlite:////abs/plaza.db").target == "/abs/plaza.db"
     assert parse_database_url("sqlite:///var/plaza.db").kind == "sqlite"
@@ -34,14 +34,14 @@ def test_parse_database_url():
             parse_database_url(bad)
 
 
-def test_search_query_helpers():
+def test_search_query_helpers() -> None:
     assert words('Héllo, "world"! a*b OR c') == ["héllo", "world", "a", "b", "or", "c"]
     assert fts5_query(["ab", "cd"]) == '"ab"* "cd"*'
     assert tsquery(["ab", "cd"]) == "ab:* & cd:*"
     assert like_pattern("a%b_c\\d") == "%a\\%b\\_c\\\\d%"
 
 
-async def test_migrate_twice_is_a_no_op(database_url: str):
+async def test_migrate_twice_is_a_no_op(database_url: str) -> None:
     await migrate(database_url)
     storage = await open_storage(database_url)
     try:
@@ -56,7 +56,7 @@ async def test_migrate_twice_is_a_no_op(database_url: str):
         await storage.close()
 
 
-async def test_sqlite_file_is_in_wal_mode(tmp_path: Path):
+async def test_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'nested' / 'plaza.db'}"
     storage = await open_storage(url, run_migrations=True)
     try:
@@ -67,7 +67,7 @@ async def test_sqlite_file_is_in_wal_mode(tmp_path: Path):
 
 
 @pytest.mark.postgres
-async def test_two_databases_in_one_process_at_once(tmp_path: Path, postgres_url: str):
+async def test_two_databases_in_one_process_at_once(tmp_path: Path, postgres_url: str) -> None:
     # Repositories run on their own engine, never on a global one.
     from storage_helpers import make_post
 
@@ -84,7 +84,7 @@ async def test_two_databases_in_one_process_at_once(tmp_path: Path, postgres_url
         await pg.close()
 
 
-async def test_blob_store_round_trip(tmp_path: Path):
+async def test_blob_store_round_trip(tmp_path: Path) -> None:
     blobs = FileBlobStore(tmp_path / "media")
     data = b"\x89PNG fake image"
     digest = hashlib.sha256(data).hexdigest()

@@ -12,7 +12,7 @@ from storage.factory import Storage
 
 async def test_home_feed_is_own_and_followees_posts_minus_blocked_and_deleted(
     storage: Storage, ids: Iterator[int]
-):
+) -> None:
     store, feed = storage.store, storage.feed
     me, friend, stranger, blocked, blocker = 1, 2, 3, 4, 5
     for followed in (friend, blocked, blocker):
@@ -42,7 +42,9 @@ async def test_home_feed_is_own_and_followees_posts_minus_blocked_and_deleted(
     await feed.retract(expected[0], me, [friend])
 
 
-async def test_stranger_feed_holds_only_their_own_posts(storage: Storage, ids: Iterator[int]):
+async def test_stranger_feed_holds_only_their_own_posts(
+    storage: Storage, ids: Iterator[int]
+) -> None:
     store = storage.store
     mine = make_post(next(ids), 7)
     await store.posts.add(mine)
@@ -51,7 +53,7 @@ async def test_stranger_feed_holds_only_their_own_posts(storage: Storage, ids: I
     assert await storage.feed.page(9, PageRequest()) == []
 
 
-async def test_search_posts_by_all_words_as_prefixes(storage: Storage, ids: Iterator[int]):
+async def test_search_posts_by_all_words_as_prefixes(storage: Storage, ids: Iterator[int]) -> None:
     store, search = storage.store, storage.search
     contents = [
         "Alice and Bob went hiking",
@@ -85,7 +87,9 @@ async def test_search_posts_by_all_words_as_prefixes(storage: Storage, ids: Iter
     assert await search.posts("alice", PageRequest()) == [p[2]]
 
 
-async def test_search_users_by_username_or_display_name(storage: Storage, ids: Iterator[int]):
+async def test_search_users_by_username_or_display_name(
+    storage: Storage, ids: Iterator[int]
+) -> None:
     users, search = storage.store.users, storage.search
     accounts = [
         make_account(next(ids), "Alice_Smith", display_name="Alice"),

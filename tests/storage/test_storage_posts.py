@@ -8,14 +8,15 @@ from collections.abc import Iterator
 import pytest
 from storage_helpers import at, make_post
 
+from domain.consumers import Kind
 from domain.errors import NotFound
-from domain.events import PostCreated, decode_event
-from domain.models import Comment, Media, Notification
+from domain.events import PostCreated, decode_event, encode_event
+from domain.models import Comment, DeadLetter, Media, Notification
 from domain.pagination import PageRequest, apply_page
 from storage.factory import Storage
 
 
-async def test_post_round_trip_and_soft_delete(storage: Storage, ids: Iterator[int]):
+async def test_post_round_trip_and_soft_delete(storage: Storage, ids: Iterator[int]) -> None:
     posts = storage.store.posts
     post = make_post(next(ids), 1, "héllo wörld", media_ids=(5, 1 << 50))
     assert await posts.add(post) is True
@@ -29,7 +30,7 @@ async def test_post_round_trip_and_soft_delete(storage: Storage, ids: Iterator[i
     assert await posts.by_author(1, PageRequest()) == []
 
 
-async def test_idempotency_key_is_unique_per_author(storage: Storage, ids: Iterator[int]):
+async def test_idempotency_key_is_unique_per_author(storage: Storage, ids: Iterator[int]) -> None:
     posts = storage.store.posts
     first = make_post(next(ids), 1, "once", idempotency_key="k1")
     assert await posts.add(first) is True
@@ -57,7 +58,7 @@ PAGES = [
 ]
 
 
-async def test_paging_follows_the_reference_semantics(storage: Storage):
+async def test_paging_follows_the_reference_semantics(storage: Storage) -> None:
     posts = storage.store.posts
     for post_id in range(1, 11):
         await posts.add(make_post(post_id, 1, f"post {post_id}"))
@@ -67,7 +68,7 @@ async def test_paging_follows_the_reference_semantics(storage: Storage):
         assert got == apply_page(newest_first, page), page
 
 
-async def test_concurrent_likes_give_an_exact_count(storage: Storage, ids: Iterator[int]):
+async def test_concurrent_likes_give_an_exact_count(storage: Storage, ids: Iterator[int]) -> None:
     store = storage.store
     post = make_post(next(ids), 1)
     await store.posts.add(post)
@@ -96,12 +97,12 @@ async def test_concurrent_likes_give_an_exact_count(storage: Storage, ids: Itera
     assert await store.likes.liked(100, [post.id]) == set()
 
 
-async def test_counter_of_a_missing_post_is_not_found(storage: Storage):
+async def test_counter_of_a_missing_post_is_not_found(storage: Storage) -> None:
     with pytest.raises(NotFound):
         await storage.store.posts.add_to_like_count(12345, 1)
 
 
-async def test_comments(storage: Storage, ids: Iterator[int]):
+async def test_comments(storage: Storage, ids: Iterator[int]) -> None:
     store = storage.store
     post = make_post(next(ids), 1)
     await store.posts.add(post)
@@ -130,7 +131,7 @@ def _notification(notification_id: int, user_id: int, kind: str = "like") -> Not
     )
 
 
-async def test_notifications_idempotent_unread_and_mark_read(storage: Storage):
+async def test_notifications_idempotent_unread_and_mark_read(storage: Storage) -> None:
     notes = storage.store.notifications
     for n in range(1, 6):
         assert await notes.add(_notification(n, 1, "follow" if n == 3 else "like")) is True
@@ -157,7 +158,7 @@ async def test_notifications_idempotent_unread_and_mark_read(storage: Storage):
     assert page[2].kind == "follow" and page[2].post_id is None
 
 
-async def test_media(storage: Storage, ids: Iterator[int]):
+async def test_media(storage: Storage, ids: Iterator[int]) -> None:
     media = storage.store.media
     item = Media(
         id=next(ids),
@@ -175,7 +176,7 @@ async def test_media(storage: Storage, ids: Iterator[int]):
     assert await media.get_many([item.id, 1]) == {item.id: item}
 
 
-async def test_outbox_append_pending_mark_relayed_and_purge(storage: Storage):
+async def test_outbox_keeps_commit_order_and_wakes_after_commit(storage: Storage) -> None:
     store, reader = storage.store, storage.outbox_reader
     woken: list[str] = []
     store.add_outbox_listener(lambda: woken.append("wake"))
@@ -186,22 +187,76 @@ async def test_outbox_append_pending_mark_relayed_and_purge(storage: Storage):
         await store.outbox.append(events[:1])  # the same event again: one row
         assert woken == []  # not before the commit
     assert woken == ["wake", "wake"]
+    # A later transaction's events come after, whatever their ids (minted earlier, or on
+    # a node whose clock runs behind).
+    async with store.transaction():
+        await store.outbox.append([PostCreated(event_id=0, at=at(9), post_id=9, author_id=1)])
 
-    pending = await reader.pending(10)
-    assert [outbox_id for outbox_id, _ in pending] == [1, 2, 3]
-    assert decode_event(pending[0][1]) == events[1]
-    assert [i for i, _ in await reader.pending(2)] == [1, 2]
+    pending = await reader.pending("e1", 10)
+    assert [entry.id for entry in pending] == [3, 1, 2, 0]
+    assert decode_event(pending[1].event) == events[1]
+    assert [e.id for e in await reader.pending("e1", 2)] == [3, 1]
 
-    await reader.mark_relayed([1, 2], at(50))
-    assert [i for i, _ in await reader.pending(10)] == [3]
-    assert await reader.purge_relayed(at(40)) == 0
-    assert await reader.purge_relayed(at(60)) == 2
-    assert [i for i, _ in await reader.pending(10)] == [3]
+
+async def test_outbox_entries_stay_until_every_kind_is_done(storage: Storage) -> None:
+    store, reader = storage.store, storage.outbox_reader
+    async with store.transaction():
+        await store.outbox.append(
+            [PostCreated(event_id=n, at=at(n), post_id=100 + n, author_id=1) for n in (1, 2, 3)]
+        )
+    await reader.mark_relayed([1, 2], "e1", at(10))
+    assert [e.id for e in await reader.pending("e1", 10)] == [3]
+    # The log lost its data (a new epoch): everything not done is pending again.
+    assert [e.id for e in await reader.pending("e2", 10)] == [1, 2, 3]
+
+    all_kinds = Kind.FEED.bit | Kind.NOTIFICATIONS.bit | Kind.LIVE.bit
+    for kind in Kind:
+        await reader.mark_done([1], kind.bit, all_kinds, at(20))
+    await reader.mark_done([2], Kind.FEED.bit, all_kinds, at(20))
+    await reader.mark_done([2], Kind.FEED.bit, all_kinds, at(21))  # twice: the same
+    assert [e.id for e in await reader.pending("e2", 10)] == [2, 3]
+    assert await reader.open_count() == 2
+
+    # Completed entries are purged after the window, open ones never.
+    assert await reader.purge_completed(at(19)) == 0
+    assert await reader.purge_completed(at(30)) == 1
+    assert [e.id for e in await reader.pending("e2", 10)] == [2, 3]
+
+
+async def test_dead_letters_are_kept_listed_and_replayed(storage: Storage) -> None:
+    store, reader = storage.store, storage.outbox_reader
+    event = PostCreated(event_id=7, at=at(1), post_id=70, author_id=1)
+    async with store.transaction():
+        await store.outbox.append([event])
+    all_kinds = Kind.FEED.bit | Kind.NOTIFICATIONS.bit | Kind.LIVE.bit
+    await reader.mark_done([7], Kind.FEED.bit | Kind.NOTIFICATIONS.bit, all_kinds, at(2))
+    letter = DeadLetter(
+        outbox_id=7,
+        kind="live",
+        attempts=5,
+        error="RuntimeError: boom",
+        failed_at=at(3),
+        event=encode_event(event),
+    )
+    await reader.dead_letter(letter, Kind.LIVE.bit, all_kinds)
+    await reader.dead_letter(letter, Kind.LIVE.bit, all_kinds)  # recorded once
+    assert await reader.open_count() == 0  # the rest flow on
+    assert await reader.dead_letters() == [letter]
+    assert await reader.dead_letters("feed") == []
+    # A dead letter keeps its entry from being purged.
+    assert await reader.purge_completed(at(100)) == 0
+
+    assert await reader.replay(7, "live", Kind.LIVE.bit)
+    assert not await reader.replay(7, "live", Kind.LIVE.bit)  # nothing left to replay
+    assert await reader.dead_letters() == []
+    assert [e.id for e in await reader.pending("e1", 10)] == [7]
+    await reader.mark_done([7], Kind.LIVE.bit, all_kinds, at(4))
+    assert await reader.open_count() == 0
 
 
 async def test_rolled_back_transaction_persists_nothing_and_wakes_nobody(
     storage: Storage, ids: Iterator[int]
-):
+) -> None:
     store = storage.store
     woken: list[int] = []
     store.add_outbox_listener(lambda: woken.append(1))
@@ -221,13 +276,13 @@ async def test_rolled_back_transaction_persists_nothing_and_wakes_nobody(
 
     # ...and gone after the rollback, on every connection.
     assert await store.posts.get(post.id) is None
-    assert await storage.outbox_reader.pending(10) == []
+    assert await storage.outbox_reader.pending("e1", 10) == []
     assert woken == []
 
 
 async def test_uncommitted_writes_are_invisible_to_other_connections(
     storage: Storage, ids: Iterator[int]
-):
+) -> None:
     store = storage.store
     post = make_post(next(ids), 1)
     inside = asyncio.Event()
@@ -248,7 +303,7 @@ async def test_uncommitted_writes_are_invisible_to_other_connections(
     assert await store.posts.get(post.id) == post
 
 
-async def test_after_commit_runs_after_commit_or_at_once(storage: Storage):
+async def test_after_commit_runs_after_commit_or_at_once(storage: Storage) -> None:
     store = storage.store
     calls: list[str] = []
     store.after_commit(lambda: calls.append("now"))

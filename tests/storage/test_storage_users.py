@@ -14,7 +14,9 @@ from domain.pagination import PageRequest
 from storage.factory import Storage
 
 
-async def test_add_get_and_find_by_login_case_insensitively(storage: Storage, ids: Iterator[int]):
+async def test_add_get_and_find_by_login_case_insensitively(
+    storage: Storage, ids: Iterator[int]
+) -> None:
     users = storage.store.users
     alice = make_account(next(ids), "Alice", "Alice@Example.com")
     await users.add(alice)
@@ -28,7 +30,7 @@ async def test_add_get_and_find_by_login_case_insensitively(storage: Storage, id
 
 async def test_taken_username_and_email_are_conflicts_whatever_the_case(
     storage: Storage, ids: Iterator[int]
-):
+) -> None:
     users = storage.store.users
     await users.add(make_account(next(ids), "Alice", "alice@example.com"))
 
@@ -43,7 +45,7 @@ async def test_taken_username_and_email_are_conflicts_whatever_the_case(
 
 async def test_a_conflict_inside_a_transaction_leaves_it_usable(
     storage: Storage, ids: Iterator[int]
-):
+) -> None:
     # ON CONFLICT DO NOTHING instead of a caught error: PostgreSQL would otherwise abort
     # the whole transaction.
     store = storage.store
@@ -56,7 +58,7 @@ async def test_a_conflict_inside_a_transaction_leaves_it_usable(
     assert await store.users.get(bob.id) == bob
 
 
-async def test_get_many_returns_the_known_ones(storage: Storage, ids: Iterator[int]):
+async def test_get_many_returns_the_known_ones(storage: Storage, ids: Iterator[int]) -> None:
     users = storage.store.users
     a = make_account(next(ids), "a")
     b = make_account(next(ids), "b")
@@ -66,7 +68,9 @@ async def test_get_many_returns_the_known_ones(storage: Storage, ids: Iterator[i
     assert await users.get_many([]) == {}
 
 
-async def test_update_profile_changes_only_what_is_set(storage: Storage, ids: Iterator[int]):
+async def test_update_profile_changes_only_what_is_set(
+    storage: Storage, ids: Iterator[int]
+) -> None:
     users = storage.store.users
     alice = make_account(next(ids), "alice", bio="old bio", avatar_media_id=7)
     await users.add(alice)
@@ -87,7 +91,7 @@ async def test_update_profile_changes_only_what_is_set(storage: Storage, ids: It
     assert await users.update_profile(next(ids), ProfileChanges(bio="x")) is None
 
 
-async def test_password_token_version_and_touch(storage: Storage, ids: Iterator[int]):
+async def test_password_token_version_and_touch(storage: Storage, ids: Iterator[int]) -> None:
     users = storage.store.users
     alice = make_account(next(ids), "alice")
     await users.add(alice)
@@ -106,7 +110,7 @@ async def test_password_token_version_and_touch(storage: Storage, ids: Iterator[
 
 async def test_follow_unfollow_are_idempotent_and_listed_newest_first(
     storage: Storage, ids: Iterator[int]
-):
+) -> None:
     rel = storage.store.relations
     alice, bob, carol = next(ids), next(ids), next(ids)
     e1, e2 = next(ids), next(ids)
@@ -126,7 +130,7 @@ async def test_follow_unfollow_are_idempotent_and_listed_newest_first(
     assert await rel.follower_ids(alice) == [carol]
 
 
-async def test_blocks_and_relationship_flags(storage: Storage, ids: Iterator[int]):
+async def test_blocks_and_relationship_flags(storage: Storage, ids: Iterator[int]) -> None:
     rel = storage.store.relations
     alice, bob, carol = next(ids), next(ids), next(ids)
 
@@ -164,7 +168,7 @@ def _token(token_hash: str, user_id: int, family: str) -> RefreshToken:
     )
 
 
-async def test_refresh_token_is_spent_exactly_once_under_concurrency(storage: Storage):
+async def test_refresh_token_is_spent_exactly_once_under_concurrency(storage: Storage) -> None:
     tokens = storage.store.refresh_tokens
     await tokens.add(_token("a" * 64, 1, "fam-1"))
     assert await tokens.get("a" * 64) == _token("a" * 64, 1, "fam-1")
@@ -180,7 +184,7 @@ async def test_refresh_token_is_spent_exactly_once_under_concurrency(storage: St
     assert spent is not None and spent.rotated_at == at(5)
 
 
-async def test_revoke_family_and_user(storage: Storage):
+async def test_revoke_family_and_user(storage: Storage) -> None:
     tokens = storage.store.refresh_tokens
     await tokens.add(_token("a" * 64, 1, "fam-1"))
     await tokens.add(_token("b" * 64, 1, "fam-1"))

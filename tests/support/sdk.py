@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from PIL import Image
 
-from plaza_client import AsyncClient, Backoff, LiveEvent, LiveSession, TokenPair, User
+from plaza_client import AsyncClient, Backoff, LiveEvent, LiveSession, Me, TokenPair
 
 PASSWORD = "correct horse battery"
 T = TypeVar("T")
@@ -27,7 +27,7 @@ def fast_backoff() -> Backoff:
 @dataclass
 class Account:
     client: AsyncClient
-    user: User
+    user: Me  # register answers Me: the public profile plus the email
     username: str
     email: str
     password: str = PASSWORD

@@ -1,0 +1,439 @@
+"""Redis channel backend: histories in Redis, live delivery by pub/sub, for a fleet.
+
+The centrifuge model. Each channel has three keys: a meta hash (its epoch and last
+offset), a capped history stream whose entry ids are the offsets, and a sorted set of the
+idempotency keys of the events its history still holds. One server-side script appends
+to the history and PUBLISHes the same event, atomically, so live order equals history
+order; `publish_many` does a whole batch of channels in one call with the payload passed
+once. Every instance SUBSCRIBEs once per channel that has local subscribers (the hub
+above encodes each event once for all of them).
+
+The epoch lives in the meta hash: when the history is lost (Redis restarted or flushed,
+or the channel idle past META_TTL_S) the next touch makes a new epoch, and a resume from
+the old one answers "not recovered" — never a silent gap.
+
+Outages: the pub/sub reader reconnects with backoff by itself, resubscribes, and catches
+each local channel up from its history (what was published while it was cut off is
+delivered, in order, once); a channel whose history is gone is reported `lost`, and its
+subscribers are closed with 4000 so they resume and learn `recovered: false`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as redis
+from redis.asyncio.client import PubSub
+
+from channels.backend import ChannelBackend, Listener, Position
+from channels.redis_client import COMMAND_TIMEOUT_S, REDIS_ERRORS
+from domain.errors import Unavailable
+
+__all__ = ["HISTORY_SIZE", "HISTORY_TTL_S", "META_TTL_S", "RedisChannelBackend"]
+
+log = logging.getLogger("plaza.channels.redis")
+
+# 300 events per channel: a phone asleep for minutes on a busy feed still resumes, while
+# 100k active channels stay near 100 MB of history in Redis.
+HISTORY_SIZE = 300
+# History is kept 15 minutes after a channel's last event: the resume window. Longer
+# absences refetch over REST (`recovered: false`), which costs one request, not memory.
+HISTORY_TTL_S = 15 * 60
+# The epoch and last offset outlive the history by far, so a client resuming a quiet
+# channel after an hour is told "nothing missed" instead of "refetch".
+META_TTL_S = 7 * 24 * 3600
+# Pub/sub reconnect backoff: first retry at once-ish, then doubling to a 5 s ceiling, with
+# jitter so that a fleet does not reconnect in lockstep after a Redis restart.
+RECONNECT_MIN_S = 0.1
+RECONNECT_MAX_S = 5.0
+# How long a subscribe waits for Redis to confirm the subscription.
+CONFIRM_TIMEOUT_S = COMMAND_TIMEOUT_S
+# A read of the pub/sub connection returns at least this often, so a frozen Redis is
+# noticed by the health check (PING) instead of looking like a quiet one.
+READ_TICK_S = 1.0
+HEALTH_CHECK_S = 5.0
+
+# KEYS: (meta, history, keys) per channel. ARGV: payload, key ('' = none), history size,
+# history TTL, meta TTL, new epoch, then one pub/sub channel name per channel.
+_PUBLISH = """
+local payload, key = ARGV[1], ARGV[2]
+local size, hist_ttl, meta_ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local out = {}
+for i = 1, #KEYS / 3 do
+  local meta, hist, keys = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local epoch = redis.call('HGET', meta, 'e')
+  if not epoch then
+    epoch = ARGV[6]
+    redis.call('DEL', hist, keys)
+    redis.call('HSET', meta, 'e', epoch, 'o', 0)
+  end
+  local offset = false
+  if key ~= '' then offset = redis.call('ZSCORE', keys, key) end
+  if offset then
+    out[i] = {tostring(offset), epoch}
+  else
+    offset = redis.call('HINCRBY', meta, 'o', 1)
+    redis.call('XADD', hist, 'MAXLEN', size, offset .. '-0', 'd', payload)
+    redis.call('EXPIRE', hist, hist_ttl)
+    if key ~= '' then
+      redis.call('ZADD', keys, offset, key)
+      redis.call('ZREMRANGEBYRANK', keys, 0, -(size + 1))
+      redis.call('EXPIRE', keys, hist_ttl)
+    end
+    redis.call('PUBLISH', ARGV[6 + i], offset .. ' ' .. epoch .. ' ' .. payload)
+    out[i] = {tostring(offset), epoch}
+  end
+  redis.call('EXPIRE', meta, meta_ttl)
+end
+return out
+"""
+
+# KEYS: meta, history. ARGV: since offset, since epoch. -> {0} not recoverable, {1, entries}
+_HISTORY = """
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch or epoch ~= ARGV[2] then return {0} end
+local top = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
+local since = tonumber(ARGV[1])
+if since > top then return {0} end
+if since == top then return {1, {}} end
+local entries = redis.call('XRANGE', KEYS[2], '(' .. since .. '-0', '+')
+if #entries == 0 or entries[1][1] ~= (since + 1) .. '-0' then return {0} end
+return {1, entries}
+"""
+
+# KEYS: meta, history, keys. ARGV: new epoch, meta TTL. -> {offset, epoch}
+_CURRENT = """
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {redis.call('HGET', KEYS[1], 'o'), epoch}
+"""
+
+
+def _new_epoch() -> str:
+    # 48 random bits: two lives of one channel never share an epoch.
+    return secrets.token_hex(6)
+
+
+class RedisChannelBackend(ChannelBackend):
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        pubsub_client: redis.Redis,
+        prefix: str = "plaza:",
+        history_size: int = HISTORY_SIZE,
+        history_ttl_s: int = HISTORY_TTL_S,
+        meta_ttl_s: int = META_TTL_S,
+    ) -> None:
+        if history_size < 1:
+            raise ValueError("history_size must be positive")
+        self._client = client
+        # Pub/sub gets a client of its own (the backend owns and closes it) that never
+        # retries: a dropped subscription must surface here, to be caught up, not be
+        # silently re-made by redis-py.
+        self._pubsub_client = pubsub_client
+        self._prefix = prefix
+        self._history_size = history_size
+        self._history_ttl = history_ttl_s
+        self._meta_ttl = meta_ttl_s
+        self._publish = client.register_script(_PUBLISH)
+        self._history = client.register_script(_HISTORY)
+        self._current = client.register_script(_CURRENT)
+        self._listener: Listener | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pubsub: PubSub | None = None
+        self._connected = asyncio.Event()
+        # Channels with local subscribers, and the last position delivered for each.
+        self._last: dict[str, tuple[int, str]] = {}
+        self._confirm: dict[bytes, asyncio.Future[None]] = {}
+        self.reconnects = 0  # pub/sub reconnections since start (tests, metrics)
+
+    # --- keys -------------------------------------------------------------------------------
+
+    def _keys(self, channel: str) -> list[str]:
+        base = f"{self._prefix}ch:{{{channel}}}"
+        return [f"{base}:m", f"{base}:h", f"{base}:k"]
+
+    def _topic(self, channel: str) -> str:
+        return f"{self._prefix}ps:{channel}"
+
+    def _channel_of(self, topic: bytes) -> str:
+        return topic.decode().removeprefix(f"{self._prefix}ps:")
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self, listener: Listener) -> None:
+        if self._reader is not None:
+            raise RuntimeError("backend already started")
+        self._listener = listener
+        self._reader = asyncio.create_task(self._read_forever(), name="redis-channels")
+
+    async def stop(self) -> None:
+        task, self._reader = self._reader, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._close_pubsub()
+        with contextlib.suppress(Exception):
+            await self._pubsub_client.aclose()
+
+    # --- publishing and history ---------------------------------------------------------------
+
+    async def publish(self, channel: str, payload: bytes, key: str | None = None) -> Position:
+        [position] = await self.publish_many([channel], payload, key)
+        return position
+
+    async def publish_many(
+        self, channels: Sequence[str], payload: bytes, key: str | None = None
+    ) -> list[Position]:
+        if not channels:
+            return []
+        keys = [k for channel in channels for k in self._keys(channel)]
+        args: list[Any] = [
+            payload,
+            key or "",
+            self._history_size,
+            self._history_ttl,
+            self._meta_ttl,
+            _new_epoch(),
+            *(self._topic(channel) for channel in channels),
+        ]
+        try:
+            result = await self._publish(keys=keys, args=args)
+        except REDIS_ERRORS as error:
+            raise Unavailable(f"live channels are unavailable: {error}") from error
+        return [Position(_text(offset), _text(epoch)) for offset, epoch in result]
+
+    async def history(self, channel: str, since: Position) -> list[tuple[Position, bytes]] | None:
+        key = self.offset_key(since.offset)
+        if key is None or len(key) != 1:
+            return None
+        meta, hist, _ = self._keys(channel)
+        try:
+            result = await self._history(keys=[meta, hist], args=[key[0], since.epoch])
+        except REDIS_ERRORS as error:
+            raise Unavailable(f"live channels are unavailable: {error}") from error
+        if not result or int(result[0]) != 1:
+            return None
+        entries = result[1] if len(result) > 1 else []
+        return [
+            (Position(_text(entry_id).removesuffix("-0"), since.epoch), _field(fields, b"d"))
+            for entry_id, fields in entries
+        ]
+
+    async def current(self, channel: str) -> Position:
+        try:
+            offset, epoch = await self._current(
+                keys=self._keys(channel), args=[_new_epoch(), self._meta_ttl]
+            )
+        except REDIS_ERRORS as error:
+            raise Unavailable(f"live channels are unavailable: {error}") from error
+        return Position(_text(offset), _text(epoch))
+
+    # --- subscriptions ----------------------------------------------------------------------
+
+    async def subscribe(self, channel: str) -> None:
+        if channel in self._last:
+            return
+        self._last[channel] = (0, "")
+        try:
+            await self._subscribe_topic(channel)
+            position = await self.current(channel)
+        except BaseException:
+            self._last.pop(channel, None)
+            raise
+        self._raise_floor(channel, int(position.offset), position.epoch)
+
+    async def unsubscribe(self, channel: str) -> None:
+        if self._last.pop(channel, None) is None:
+            return
+        pubsub = self._pubsub
+        if pubsub is not None and self._connected.is_set():
+            with contextlib.suppress(*REDIS_ERRORS):
+                await asyncio.wait_for(pubsub.unsubscribe(self._topic(channel)), COMMAND_TIMEOUT_S)
+
+    async def _subscribe_topic(self, channel: str) -> None:
+        """SUBSCRIBE and wait until Redis confirms it: only then is every later publish
+        sure to reach us (a position read after this is a safe starting point)."""
+        try:
+            await asyncio.wait_for(self._connected.wait(), CONFIRM_TIMEOUT_S)
+        except TimeoutError:
+            raise Unavailable("live channels are unavailable: Redis is unreachable") from None
+        pubsub = self._pubsub
+        assert pubsub is not None
+        topic = self._topic(channel).encode()
+        confirmed = self._confirm[topic] = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(pubsub.subscribe(topic), COMMAND_TIMEOUT_S)
+            await asyncio.wait_for(confirmed, CONFIRM_TIMEOUT_S)
+        except REDIS_ERRORS as error:  # TimeoutError included
+            raise Unavailable(f"live channels are unavailable: {error}") from error
+        finally:
+            self._confirm.pop(topic, None)
+
+    def _raise_floor(self, channel: str, offset: int, epoch: str) -> None:
+        last = self._last.get(channel)
+        if last is None:
+            return
+        if last[1] != epoch or offset > last[0]:
+            self._last[channel] = (offset, epoch)
+
+    # --- the reader -------------------------------------------------------------------------
+
+    async def _read_forever(self) -> None:
+        delay = RECONNECT_MIN_S
+        while True:
+            try:
+                await self._connect()
+                delay = RECONNECT_MIN_S
+                await self._read()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if self._connected.is_set() or self.reconnects == 0:
+                    log.warning("Redis pub/sub connection lost (%s); reconnecting", error)
+                self._connected.clear()
+                for waiter in self._confirm.values():
+                    if not waiter.done():
+                        waiter.set_exception(ConnectionError("pub/sub connection lost"))
+                await self._close_pubsub()
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 (jitter)
+                delay = min(delay * 2, RECONNECT_MAX_S)
+
+    async def _connect(self) -> None:
+        pubsub = self._pubsub_client.pubsub()
+        # A fresh connection every time: subscriptions are replayed by us, below, in
+        # order with the catch-up, not by redis-py behind our back.
+        self._pubsub = pubsub
+        channels = list(self._last)
+        if channels:
+            await asyncio.wait_for(
+                pubsub.subscribe(*(self._topic(c) for c in channels)), COMMAND_TIMEOUT_S
+            )
+        else:
+            # A connection to read on even with nothing subscribed (a PING keeps it honest).
+            await asyncio.wait_for(pubsub.ping(), COMMAND_TIMEOUT_S)
+        # Wait for the confirmations, keeping any message that arrives between them.
+        early: list[dict[str, Any]] = []
+        awaiting = {self._topic(c).encode() for c in channels}
+        while awaiting:
+            message = await pubsub.get_message(timeout=COMMAND_TIMEOUT_S)
+            if message is None:
+                raise TimeoutError("no subscribe confirmation from Redis")
+            if message["type"] == "subscribe":
+                awaiting.discard(message["channel"])
+            else:
+                early.append(message)
+        if self.reconnects or channels:
+            await self._catch_up(channels)
+        self.reconnects += 1
+        self._connected.set()
+        for message in early:
+            self._on_message(message)
+
+    async def _catch_up(self, channels: list[str]) -> None:
+        """Deliver what each channel got while we were cut off, or report it lost."""
+        listener = self._listener
+        assert listener is not None
+        for channel in channels:
+            last = self._last.get(channel)
+            if last is None:
+                continue  # unsubscribed meanwhile
+            offset, epoch = last
+            if not epoch:
+                continue  # still subscribing: its subscriber reads its own starting point
+            missed = await self.history(channel, Position(str(offset), epoch))
+            if missed is None:
+                log.warning("history of %s was lost while disconnected", channel)
+                listener.lost(channel)
+                position = await self.current(channel)
+                self._raise_floor(channel, int(position.offset), position.epoch)
+                continue
+            for position, payload in missed:
+                self._last[channel] = (int(position.offset), position.epoch)
+                listener.deliver(channel, position, payload)
+
+    async def _read(self) -> None:
+        pubsub = self._pubsub
+        assert pubsub is not None
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + HEALTH_CHECK_S
+        while True:
+            message = await pubsub.get_message(timeout=READ_TICK_S)
+            if message is not None:
+                self._on_message(message)
+                if message["type"] != "pong":
+                    next_check = loop.time() + HEALTH_CHECK_S
+            if loop.time() >= next_check:
+                # Quiet for a while: make sure Redis is there (a frozen Redis keeps the
+                # socket open but answers nothing; the pong must come back in time).
+                await asyncio.wait_for(pubsub.ping(), COMMAND_TIMEOUT_S)
+                pong = await pubsub.get_message(timeout=COMMAND_TIMEOUT_S)
+                while pong is not None and pong["type"] != "pong":
+                    self._on_message(pong)
+                    pong = await pubsub.get_message(timeout=COMMAND_TIMEOUT_S)
+                if pong is None:
+                    raise TimeoutError("Redis did not answer a PING")
+                next_check = loop.time() + HEALTH_CHECK_S
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "subscribe":
+            waiter = self._confirm.get(message["channel"])
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            return
+        if kind != "message":
+            return
+        channel = self._channel_of(message["channel"])
+        last = self._last.get(channel)
+        if last is None:
+            return  # unsubscribed
+        raw_offset, raw_epoch, payload = bytes(message["data"]).split(b" ", 2)
+        offset, epoch = int(raw_offset), raw_epoch.decode()
+        listener = self._listener
+        assert listener is not None
+        if epoch != last[1] and last[1]:
+            # The channel's history was reset under our subscribers: they cannot know what
+            # they missed before this event.
+            self._last[channel] = (offset, epoch)
+            listener.lost(channel)
+            return
+        if offset <= last[0] and epoch == last[1]:
+            return  # already delivered (catch-up, or a copy of the starting point)
+        if offset > last[0] + 1 and epoch == last[1]:
+            # A gap on a live connection only follows a disconnect Redis forced on us
+            # (output buffer limit); let the reconnect's catch-up fill it in order.
+            raise ConnectionError(f"gap in {channel}: {last[0]} -> {offset}")
+        self._last[channel] = (offset, epoch)
+        listener.deliver(channel, Position(str(offset), epoch), payload)
+
+    async def _close_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pubsub.aclose(), COMMAND_TIMEOUT_S)  # type: ignore[no-untyped-call]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _field(fields: Any, name: bytes) -> bytes:
+    items = list(fields)
+    for i in range(0, len(items) - 1, 2):
+        if items[i] == name:
+            return bytes(items[i + 1])
+    raise ValueError(f"history entry without {name!r}")

@@ -1,0 +1,51 @@
+"""One way to open Redis: the deadlines every Plaza call to Redis runs under.
+
+A Redis that is down or frozen must cost a request, a publish or a consumer at most a few
+seconds, never hang them: every command has a socket deadline and is retried once at most
+(a reconnect after a dropped connection), and the callers decide what a failure means.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["COMMAND_TIMEOUT_S", "REDIS_ERRORS", "connect"]
+
+# A command Redis answers in well under a millisecond; 2 s is only reached when it is
+# frozen or gone, and bounds what a request or a consumer waits on it.
+COMMAND_TIMEOUT_S = 2.0
+CONNECT_TIMEOUT_S = 2.0
+# One retry after a short pause covers a connection dropped by a Redis restart; more
+# would only stretch an outage into every caller.
+RETRY = Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1)
+
+# What a Redis outage raises (OSError: refused or reset before redis-py wraps it).
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    RedisError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    TimeoutError,
+)
+
+
+def connect(url: str, *, retry: bool = True, max_connections: int | None = None) -> redis.Redis:
+    """A client (with its own pool) for `url`; connections open lazily.
+
+    `retry=False` for pub/sub: redis-py would otherwise reconnect a dropped subscription
+    behind our back and resubscribe, hiding the gap that the channel backend must catch
+    up on."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=COMMAND_TIMEOUT_S,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        retry=RETRY if retry else Retry(NoBackoff(), retries=0),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError] if retry else [],
+        max_connections=max_connections,
+        health_check_interval=0,
+    )

@@ -1,0 +1,143 @@
+"""The outbox relay: committed outbox entries into the event log, in commit order.
+
+One relay at a time per database: each candidate asks the outbox for leadership (a
+PostgreSQL advisory lock held on a connection of its own; SQLite has one process anyway)
+and only the leader relays. A single leader keeps the log in the outbox's relay order,
+which is what makes per-key order possible downstream; `FOR UPDATE SKIP LOCKED` claims
+would let two relays append interleaved batches, so a deletion could overtake its post.
+One batch is one SELECT, one script call and one UPDATE, so one relay keeps up with the
+write rate (BENCHMARKS.md has the figures).
+
+An entry is relayed under the log's current epoch and stays in the outbox until every
+consumer kind has processed it. When the log's epoch changes (it lost its data) the
+entries relayed under the old one are simply pending again: nothing committed is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+from channels.eventlog import EpochLost, EventLog, LogEntry
+from domain.events import decode_event, ordering_key
+from domain.models import OutboxEntry
+from domain.ports import Leadership, OutboxReader
+
+__all__ = ["BATCH_SIZE", "KEEP_COMPLETED", "OutboxRelay"]
+
+log = logging.getLogger("plaza.relay")
+
+# One batch is one SELECT, one append and one UPDATE; 500 makes a burst cheap (the append
+# is one Redis round trip) while the first event of a batch waits on at most ~500 others.
+BATCH_SIZE = 500
+# Commits wake the relay at once (in-process, or PostgreSQL NOTIFY); the poll is only the
+# safety net for a missed wake-up.
+POLL_SECONDS = 1.0
+# A candidate that is not the leader asks again this often: after a leader dies, relaying
+# resumes within about this long.
+LEADER_RETRY_SECONDS = 1.0
+# Completed entries are kept a day for inspection, then purged; the log is trimmed of what
+# every group acknowledged this often.
+KEEP_COMPLETED = timedelta(days=1)
+MAINTENANCE_SECONDS = 60.0
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        outbox: OutboxReader,
+        log_: EventLog,
+        leadership: Leadership,
+        *,
+        now: Callable[[], datetime] | None = None,
+        poll_seconds: float = POLL_SECONDS,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self._outbox = outbox
+        self._log = log_
+        self._leadership = leadership
+        self._now = now or (lambda: datetime.now(UTC))
+        self._poll = poll_seconds
+        self._batch = batch_size
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_maintenance = 0.0
+        self.relayed = 0  # entries appended since start (metrics, tests)
+
+    def wake(self) -> None:
+        """Called after a transaction that appended events commits."""
+        self._wakeup.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await self._leadership.release()
+
+    async def run(self) -> None:
+        while True:
+            # Cleared before reading, so a commit that lands while we read wakes us again.
+            self._wakeup.clear()
+            try:
+                if not await self._leadership.hold(on_notify=self.wake):
+                    await asyncio.sleep(LEADER_RETRY_SECONDS)
+                    continue
+                moved = await self.relay_once()
+                await self._maintain()
+            except Exception:  # a database or Redis hiccup must not kill the relay for good
+                log.exception("outbox relay failed; retrying")
+                moved = 0
+                await asyncio.sleep(self._poll)
+            if moved:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
+
+    async def relay_once(self) -> int:
+        """Relay one batch under the log's current epoch; returns how many entries moved.
+        The caller must hold leadership (`run` does)."""
+        epoch = await self._log.epoch()
+        entries = await self._outbox.pending(epoch, self._batch)
+        if not entries:
+            return 0
+        try:
+            await self._log.append(epoch, [_routed(entry) for entry in entries])
+        except EpochLost:
+            log.warning("the event log lost its data; re-sending what is not done")
+            return 0
+        await self._outbox.mark_relayed([e.id for e in entries], epoch, self._now())
+        self.relayed += len(entries)
+        return len(entries)
+
+    async def _maintain(self) -> None:
+        now = time.monotonic()
+        if now - self._last_maintenance < MAINTENANCE_SECONDS:
+            return
+        self._last_maintenance = now
+        purged = await self._outbox.purge_completed(self._now() - KEEP_COMPLETED)
+        trimmed = await self._log.trim()
+        if purged or trimmed:
+            log.info("purged %d completed outbox entries, trimmed %d log entries", purged, trimmed)
+
+
+def _routed(entry: OutboxEntry) -> LogEntry:
+    try:
+        key = ordering_key(decode_event(entry.event))
+    except msgspec.DecodeError:
+        # Not an event this version knows: it still travels (partition 0's key), and every
+        # consumer kind dead-letters it, where an operator can see it.
+        key = 0
+    return LogEntry(entry.id, key, entry.event)
