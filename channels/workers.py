@@ -101,4 +101,7 @@ class EventWorker:
         finished = self._held - wanted - running
         if finished:
             await self._log.release(self.worker_id, sorted(finished))
-        self._held = wanted | running
+        held = wanted | running
+        if held != self._held:
+            log.info("worker %s consumes partitions %s", self.worker_id, sorted(wanted) or "none")
+        self._held = held

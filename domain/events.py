@@ -82,12 +82,16 @@ DomainEvent = (
 
 
 def ordering_key(event: DomainEvent) -> int:
-    """The entity whose events each consumer kind must apply in commit order: the post for
-    everything that happens to a post (created, liked, unliked, commented, deleted), the
-    acting user for relations and read marks. Events of one key share a partition of the
-    event log, which one worker consumes at a time."""
+    """The entity whose events each consumer kind must apply in commit order. A post's
+    creation and deletion are keyed by its author, so an author's posts reach the feeds in
+    the order they were written and a deletion never overtakes its post; what happens to a
+    post afterwards (likes, unlikes, comments) by the post, so a like never overtakes its
+    unlike; relations and read marks by the acting user. Events of one key share a
+    partition of the event log, which one worker consumes at a time."""
     match event:
-        case PostCreated() | PostDeleted() | LikeCreated() | LikeRemoved() | CommentCreated():
+        case PostCreated() | PostDeleted():
+            return event.author_id
+        case LikeCreated() | LikeRemoved() | CommentCreated():
             return event.post_id
         case FollowCreated() | FollowRemoved():
             return event.follower_id

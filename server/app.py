@@ -23,7 +23,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from channels.hub import Hub
 from channels.publisher import ChannelPublisher
 from channels.workers import EventWorker
-from server.container import API_PREFIX, ReadinessCheck, Services, build_services
+from server.container import API_PREFIX, Services, build_services
 from server.controllers.auth import AuthController
 from server.controllers.feed import FeedController
 from server.controllers.health import HealthController
@@ -35,7 +35,7 @@ from server.controllers.users import UsersController
 from server.dependencies import DEPENDENCIES
 from server.errors import EXCEPTION_HANDLERS
 from server.headers import security_headers
-from server.live import channel_backend, event_log, event_worker
+from server.live import event_worker, live_layer, node_id
 from server.settings import Settings
 from server.ws.endpoint import make_ws_endpoint
 
@@ -43,13 +43,14 @@ SCHEMA_PATH = f"{API_PREFIX}/schema"
 
 
 def create_app(
-    settings: Settings, *, workers: bool = True, migrate: bool | None = None
+    settings: Settings, *, workers: bool | None = None, migrate: bool | None = None
 ) -> Litestar:
-    """`workers`: run the outbox relay and its consumers in this process (the embedded
-    single process; tests that step the relay themselves turn it off).
+    """`workers`: run the event worker (relay and consumers) in this process; None does so
+    when embedded (a fleet runs `plaza worker` processes instead).
     `migrate`: None runs migrations at start on SQLite only (the embedded laptop case;
     fleets run `plaza migrate` as a release step, never from N web processes at once)."""
     run_migrations = settings.database_kind == "sqlite" if migrate is None else migrate
+    run_workers = settings.embedded if workers is None else workers
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -59,21 +60,25 @@ def create_app(
         async with AsyncExitStack() as stack:
             storage = await open_storage(settings.database_url, run_migrations=run_migrations)
             stack.push_async_callback(storage.close)
-            backend = channel_backend(settings)
-            hub = Hub(backend)
+            if settings.embedded and not await storage.claim_exclusive():
+                raise SingleProcessOnly(single_process_refusal(settings))
+            layer = live_layer(settings)
+            stack.push_async_callback(layer.close)
+            hub = Hub(layer.backend)
             await hub.start()
             stack.push_async_callback(hub.stop)
-            services = build_services(settings, storage, hub, ChannelPublisher(backend))
+            node = await node_id(settings, layer, stack)
+            services = build_services(
+                settings, storage, hub, ChannelPublisher(layer.backend), node_id=node
+            )
             stack.push_async_callback(services.sessions.close_all)
             services.readiness["database"] = storage.ping
-            if settings.redis_url is not None:
-                services.readiness["redis"] = await _redis_check(settings.redis_url, stack)
+            if layer.redis_client is not None:
+                services.readiness["redis"] = layer.redis_client.ping
             app.state.services = services
             app.state.worker = None
-            if workers:
-                if settings.embedded and not await storage.claim_exclusive():
-                    raise SingleProcessOnly(single_process_refusal(settings))
-                worker = event_worker(services, event_log(settings))
+            if run_workers:
+                worker = event_worker(services, layer.log)
                 app.state.worker = worker
                 storage.store.add_outbox_listener(worker.wake)
                 stack.callback(storage.store.remove_outbox_listener, worker.wake)
@@ -161,16 +166,3 @@ def _cors(settings: Settings) -> CORSConfig | None:
         expose_headers=["Link", "Retry-After"],
         max_age=600,
     )
-
-
-async def _redis_check(url: str, stack: AsyncExitStack) -> ReadinessCheck:
-    import redis.asyncio as redis
-
-    # Short timeouts: the probe reports "down" quickly instead of hanging with Redis.
-    client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
-    stack.push_async_callback(client.aclose)
-
-    async def ping() -> None:
-        await client.ping()
-
-    return ping

@@ -1,4 +1,4 @@
-"""`plaza` console script: serve, worker, migrate.
+"""`plaza` console script: serve, worker, migrate, dead-letters.
 
 Bad configuration prints one line (`plaza: PLAZA_X: problem`) to stderr and exits 2, the
 conventional status for a usage error, before anything is opened.
@@ -15,7 +15,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from domain.consumers import Kind
 from server.settings import ConfigError, Settings
+
+KINDS = [str(kind) for kind in Kind]
 
 EXIT_CONFIG = 2
 
@@ -40,13 +43,24 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the web server (REST + WebSocket)")
     serve.add_argument("--host", help="bind address (default: PLAZA_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: PLAZA_PORT/PORT or 8000)")
-    serve.add_argument(
-        "--no-workers",
-        action="store_true",
-        help="do not run the outbox relay and consumers in this process (a fleet's web role)",
+    commands.add_parser(
+        "worker",
+        help="run the outbox relay and the event consumers of a fleet (needs PLAZA_REDIS_URL)",
     )
-    commands.add_parser("worker", help="run the outbox relay and event consumers (scaled out)")
     commands.add_parser("migrate", help="apply database migrations")
+    letters = commands.add_parser(
+        "dead-letters", help="list or replay events a consumer kind gave up on"
+    )
+    actions = letters.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="show dead letters, oldest event first")
+    listing.add_argument("--kind", choices=KINDS, help="only this consumer kind")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    replay = actions.add_parser(
+        "replay", help="hand dead letters back to their kind (the event runs again)"
+    )
+    replay.add_argument("ids", nargs="*", type=int, help="outbox ids (see list)")
+    replay.add_argument("--all", action="store_true", help="every dead letter")
+    replay.add_argument("--kind", choices=KINDS, help="only this consumer kind")
     return parser
 
 
@@ -56,43 +70,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # piccolo announces the PostgreSQL version on every engine it builds: noise.
+    logging.getLogger("piccolo").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
     except ConfigError as error:
         print(f"plaza: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    refusal = _not_built(args.command, settings)
-    if refusal is not None:
-        print(f"plaza: {refusal}", file=sys.stderr)
-        return EXIT_CONFIG
     if args.command == "serve":
-        return serve(settings, host=args.host, port=args.port, workers=not args.no_workers)
+        return serve(settings, host=args.host, port=args.port)
+    if args.command == "worker":
+        return worker(settings)
+    if args.command == "dead-letters":
+        from server.dead_letters import run as dead_letters
+
+        return dead_letters(settings, args)
     return migrate(settings)
 
 
-def _not_built(command: str, settings: Settings) -> str | None:
-    """The one refusal of what this version does not run yet: a fleet. Live events must
-    reach every instance; without the Redis streams event log and channel backend they
-    would silently stay in one process, so refuse rather than half-work."""
-    if command == "worker":
-        return (
-            "worker: a separate worker needs the Redis event log, which this version does"
-            " not ship; `plaza serve` runs the relay and consumers in-process"
-        )
-    if command == "serve" and settings.redis_url is not None:
-        return (
-            "PLAZA_REDIS_URL: the Redis channel backend is not available in this version;"
-            " unset it to run embedded"
-        )
-    return None
-
-
-def serve(settings: Settings, *, host: str | None, port: int | None, workers: bool) -> int:
+def serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     import uvicorn
 
     from server.app import create_app
 
-    app = create_app(settings, workers=workers)
+    if settings.embedded:
+        refusal = asyncio.run(_embedded_refusal(settings))
+        if refusal is not None:
+            print(f"plaza: {refusal}", file=sys.stderr)
+            return EXIT_CONFIG
+    app = create_app(settings)
     config = uvicorn.Config(
         app,
         host=host or settings.host,
@@ -133,6 +139,33 @@ def _GracefulServer(config: Any, app: Any) -> Any:
             await super().shutdown(sockets)
 
     return GracefulServer(config)
+
+
+async def _embedded_refusal(settings: Settings) -> str | None:
+    """One clear line, before uvicorn starts, when another embedded `plaza serve` already
+    serves this database (the app checks again at start, holding the claim for its life)."""
+    from server.app import single_process_refusal
+    from storage.factory import open_storage
+
+    storage = await open_storage(settings.database_url)
+    try:
+        return None if await storage.claim_exclusive() else single_process_refusal(settings)
+    finally:
+        await storage.close()
+
+
+def worker(settings: Settings) -> int:
+    if settings.embedded:
+        print(
+            "plaza: worker: PLAZA_REDIS_URL is unset, so there is no shared event log for a"
+            " separate worker; embedded `plaza serve` runs the relay and consumers itself",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    from server.worker import run_worker
+
+    asyncio.run(run_worker(settings))
+    return 0
 
 
 def migrate(settings: Settings) -> int:

@@ -73,9 +73,9 @@ class Services:
 
 
 def build_services(
-    settings: Settings, storage: Storage, hub: Hub, publisher: Publisher
+    settings: Settings, storage: Storage, hub: Hub, publisher: Publisher, *, node_id: int
 ) -> Services:
-    ctx = Context(store=storage.store, clock=SystemClock(), ids=SnowflakeIds(settings.node_id))
+    ctx = Context(store=storage.store, clock=SystemClock(), ids=SnowflakeIds(node_id))
     hasher = Argon2Hasher()
     tokens = JwtAccessTokens(
         settings.secret_key, settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl

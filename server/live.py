@@ -1,19 +1,26 @@
 """The live layer and the event path of one process, built from settings.
 
-`channel_backend` and `event_log` pick where channel histories and the event log live
-(this process's memory when embedded, Redis for a fleet); `event_worker` wires the relay
-and one consumer group per consumer kind.
+Embedded (no PLAZA_REDIS_URL): channel histories and the event log live in this process's
+memory, and `plaza serve` runs the event worker in-process. A fleet: both live in Redis,
+`plaza serve` processes hold sockets and `plaza worker` processes relay and consume.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+import redis.asyncio as redis
 
 from channels.backend import ChannelBackend
 from channels.eventlog import PARTITIONS, EventLog
 from channels.memory import MemoryBackend
 from channels.memory_log import MemoryEventLog
+from channels.redis_backend import RedisChannelBackend
+from channels.redis_client import connect
+from channels.redis_log import RedisEventLog
 from channels.workers import EventWorker
 from domain.consumers import (
     Consumer,
@@ -23,17 +30,47 @@ from domain.consumers import (
     NotificationConsumer,
 )
 from server.container import Services
+from server.node_ids import NodeIdClaim
 from server.settings import Settings
 
 
-def channel_backend(settings: Settings) -> ChannelBackend:
-    del settings
-    return MemoryBackend()
+@dataclass
+class LiveLayer:
+    """Where this process's channels and event log live, and what to close at the end."""
+
+    backend: ChannelBackend
+    log: EventLog
+    redis_client: redis.Redis | None = None
+    _clients: list[redis.Redis] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for client in self._clients:
+            await client.aclose()
 
 
-def event_log(settings: Settings) -> EventLog:
-    del settings
-    return MemoryEventLog(PARTITIONS, [str(kind) for kind in Kind])
+def live_layer(settings: Settings) -> LiveLayer:
+    kinds = [str(kind) for kind in Kind]
+    if settings.redis_url is None:
+        return LiveLayer(MemoryBackend(), MemoryEventLog(PARTITIONS, kinds))
+    prefix = settings.redis_prefix
+    client = connect(settings.redis_url)
+    backend = RedisChannelBackend(
+        client, pubsub_client=connect(settings.redis_url, retry=False), prefix=prefix
+    )
+    log = RedisEventLog(client, PARTITIONS, kinds, prefix=prefix)
+    return LiveLayer(backend, log, client, [client])
+
+
+async def node_id(settings: Settings, layer: LiveLayer, stack: AsyncExitStack) -> int:
+    """This process's snowflake node: pinned, 0 when embedded, or claimed in Redis."""
+    if settings.node_id is not None:
+        return settings.node_id
+    if layer.redis_client is None:
+        return 0
+    claim = NodeIdClaim(layer.redis_client, settings.redis_prefix, worker_id())
+    node = await claim.claim()
+    stack.push_async_callback(claim.release)
+    return node
 
 
 def worker_id() -> str:
@@ -42,6 +79,7 @@ def worker_id() -> str:
 
 
 def event_worker(services: Services, log: EventLog) -> EventWorker:
+    """The relay candidate and one consumer group per kind, on `log`."""
     ctx, publisher, presenter = services.ctx, services.publisher, services.presenter
     consumers: dict[Kind, Consumer] = {
         Kind.FEED: FeedConsumer(ctx, services.storage.feed),

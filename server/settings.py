@@ -50,6 +50,9 @@ class Settings:
     database_url: str
     # None = embedded: in-process event log, memory channel backend, SQL-pulled feed.
     redis_url: str | None = None
+    # Every Redis key and pub/sub channel of this deployment starts with it: two
+    # deployments (or a test run) can share one Redis without seeing each other.
+    redis_prefix: str = "plaza:"
     secret_key: str = dataclasses.field(repr=False)
     # Exact `scheme://host[:port]` values. Empty = only the server's own origin, which is
     # the safe default: a page on another site must not drive a user's socket (CSWSH).
@@ -60,9 +63,10 @@ class Settings:
     # Loopback by default: exposing the port is a decision, not an accident.
     host: str = "127.0.0.1"
     port: int = 8000
-    # Snowflake worker id: 10 bits, so ids minted by concurrent processes never collide as
-    # long as each process gets its own id.
-    node_id: int = 0
+    # Snowflake node id: 10 bits, so ids minted by concurrent processes never collide as
+    # long as each process has its own. None = automatic: 0 when embedded (one process);
+    # in a fleet each process claims a free one in Redis at start (server/node_ids.py).
+    node_id: int | None = None
 
     # --- auth ------------------------------------------------------------------------------
     # 15 minutes: an access token cannot be revoked before it expires (only sockets are
@@ -96,10 +100,14 @@ class Settings:
     # Per-socket send queue: ~2 s of a heavy feed at 64 KiB frames, thousands of ordinary
     # pushes; a socket further behind is closed with 4001 and resumes (channels/queue.py).
     ws_send_queue_bytes: int = 1 * MIB
-    # uvicorn pings every 20 s and drops a peer silent for 20 s more: a dead peer is gone
-    # within ~40 s, inside the protocol's ~45 s, at one tiny frame per socket per 20 s.
+    # uvicorn pings every 20 s and drops a peer silent for 20 s more, and the session
+    # aborts a socket that has not taken a frame in those 40 s (its buffers full): a dead
+    # peer is gone within ~40 s, inside the protocol's ~45 s, at one tiny frame per 20 s.
     ws_ping_interval: int = 20
     ws_ping_timeout: int = 20
+    # Long enough for a client to refresh an expired token on a slow mobile link before it
+    # sends `auth`, short enough that unauthenticated sockets cannot pile up (close 4401).
+    ws_auth_timeout: int = 10
 
     # --- rate limits (per minute, token bucket refill) --------------------------------------
     # Login/register/refresh per client IP: a human retries a typo a few times; 10/min caps
@@ -151,6 +159,12 @@ class Settings:
         redis_url = env.get("PLAZA_REDIS_URL")
         if redis_url is not None:
             _check_redis_url(redis_url)
+            if parse_database_url(database_url).kind != "postgres":
+                raise ConfigError(
+                    "PLAZA_REDIS_URL",
+                    "a fleet needs PostgreSQL (PLAZA_DATABASE_URL=postgresql://...); SQLite"
+                    " serves one process, which needs no Redis",
+                )
 
         secret_key = env.get("PLAZA_SECRET_KEY")
         if secret_key is None:
@@ -169,12 +183,15 @@ class Settings:
         settings = cls(
             database_url=database_url,
             redis_url=redis_url,
+            redis_prefix=env.get("PLAZA_REDIS_PREFIX") or cls.redis_prefix,
             secret_key=secret_key,
             allowed_origins=_parse_origins(env.get("PLAZA_ALLOWED_ORIGINS")),
             media_dir=(base / media_dir) if media_dir else var_dir / "media",
             host=env.get(host_var) or cls.host,
             port=env.integer(port_var, cls.port, 1, 65535),
-            node_id=env.integer("PLAZA_NODE_ID", cls.node_id, 0, 1023),
+            node_id=(
+                env.integer("PLAZA_NODE_ID", 0, 0, 1023) if env.get("PLAZA_NODE_ID") else None
+            ),
             access_token_ttl=env.integer("PLAZA_ACCESS_TOKEN_TTL", cls.access_token_ttl, 30),
             refresh_token_ttl=env.integer("PLAZA_REFRESH_TOKEN_TTL", cls.refresh_token_ttl, 60),
             jwt_issuer=env.get("PLAZA_JWT_ISSUER") or cls.jwt_issuer,
@@ -195,6 +212,7 @@ class Settings:
             ),
             ws_ping_interval=env.integer("PLAZA_WS_PING_INTERVAL", cls.ws_ping_interval, 1),
             ws_ping_timeout=env.integer("PLAZA_WS_PING_TIMEOUT", cls.ws_ping_timeout, 1),
+            ws_auth_timeout=env.integer("PLAZA_WS_AUTH_TIMEOUT", cls.ws_auth_timeout, 1),
             rate_auth_per_ip_per_minute=env.integer(
                 "PLAZA_RATE_AUTH_PER_IP_PER_MINUTE", cls.rate_auth_per_ip_per_minute, 1
             ),

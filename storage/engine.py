@@ -155,8 +155,18 @@ async def open_engine(url: str, *, pool_max_size: int = PG_POOL_MAX_SIZE) -> Eng
     return engine
 
 
+# A graceful pool close waits for every connection to come back; a task cancelled in the
+# middle of a query may never give its back, so shutdown waits this long, then terminates.
+POOL_CLOSE_TIMEOUT_S = 5.0
+
+
 async def close_engine(engine: Engine[Any]) -> None:
     if isinstance(engine, PostgresEngine) and engine.pool is not None:
-        await engine.close_connection_pool()
+        pool = engine.pool
+        try:
+            await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            pool.terminate()
+        engine.pool = None
     if isinstance(engine, PlazaSQLiteEngine):
         await engine.close_readers()

@@ -1,5 +1,8 @@
-"""Server-side protection of the live layer, with small limits so the tests stay quick:
-slow consumers, subscription limits, heartbeats and graceful shutdown."""
+"""Server-side protection of the live layer against real `plaza serve` processes, with small
+limits and short deadlines so that each deadline gets one real check without the test
+sleeping through it: the auth deadline, slow consumers, subscription limits, the
+heartbeat, peers that stop taking data, and graceful shutdown. (Every rule behind these is
+unit-tested on a fake clock in tests/server/test_ws_core.py and test_ws_endpoint.py.)"""
 
 from __future__ import annotations
 
@@ -11,13 +14,15 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from tests.e2e.conftest import TEST_ENV
-from tests.support.clients import Ws, make_user
+from tests.support.clients import PASSWORD, Ws, make_user
 from tests.support.live_server import LiveServer, running_server
 
 pytestmark = pytest.mark.e2e
@@ -26,14 +31,74 @@ SMALL = {
     **TEST_ENV,
     "PLAZA_WS_SEND_QUEUE_BYTES": "16384",
     "PLAZA_WS_MAX_SUBSCRIPTIONS": "4",
+    "PLAZA_WS_AUTH_TIMEOUT": "1",
 }
-FAST_HEARTBEAT = {**TEST_ENV, "PLAZA_WS_PING_INTERVAL": "1", "PLAZA_WS_PING_TIMEOUT": "1"}
+# Heartbeat window 2 s, so a close frame gets 1 s; one socket per user, so the test sees
+# when the server has let go of a session; a send queue that a stalled peer cannot fill,
+# so that the stall, not the queue, decides.
+FAST = {
+    **TEST_ENV,
+    "PLAZA_WS_PING_INTERVAL": "1",
+    "PLAZA_WS_PING_TIMEOUT": "1",
+    "PLAZA_WS_MAX_SOCKETS_PER_USER": "1",
+    "PLAZA_WS_SEND_QUEUE_BYTES": str(8 * 1024 * 1024),
+}
+# A history of 120 near-maximal posts makes a subscribe reply of ~110 KB: 45 of them
+# (inside the inbound burst of 50) are ~5 MB, more than the ~3 MB the kernel and the
+# transport buffer for a peer that reads nothing.
+HISTORY_POSTS = 120
+STALLING_REQUESTS = 45
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with running_server(tmp_path_factory.mktemp("plaza-small"), SMALL) as live:
         yield live
+
+
+@pytest.fixture(scope="module")
+def fast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with running_server(tmp_path_factory.mktemp("plaza-fast"), FAST) as live:
+        yield live
+
+
+@dataclass
+class History:
+    channel: str
+    post_ids: list[str]
+
+
+@pytest.fixture(scope="module")
+def history(fast: LiveServer) -> History:
+    """A channel on the fast server whose history makes large subscribe replies."""
+    with httpx.Client(timeout=10) as http:
+        name = f"author_{os.urandom(5).hex()}"
+        body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+        assert http.post(f"{fast.api}/auth/register", json=body).status_code == 201
+        r = http.post(f"{fast.api}/auth/login", json={"login": name, "password": PASSWORD})
+        login = r.json()
+    return History(f"user:{login['user']['id']}", _post_history(fast.api, login["access_token"]))
+
+
+def _post_history(api: str, token: str) -> list[str]:
+    """HISTORY_POSTS near-maximal posts by the token's user; their ids, oldest first."""
+    ids = []
+    with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {token}"}) as http:
+        for i in range(HISTORY_POSTS):
+            r = http.post(f"{api}/posts", json={"content": f"{i} " + "x" * 480})
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+    return ids
+
+
+# --- the auth deadline, subscriptions, slow consumers -------------------------------------
+
+
+async def test_auth_deadline_closes_4401(small: LiveServer) -> None:
+    started = time.monotonic()
+    async with await Ws.connect(small.ws_url) as ws:
+        assert await ws.closed_with() == 4401
+    assert 0.9 < time.monotonic() - started < 4  # PLAZA_WS_AUTH_TIMEOUT=1
 
 
 async def test_subscription_limit(small: LiveServer, http: httpx.AsyncClient) -> None:
@@ -60,37 +125,124 @@ async def test_slow_consumer_is_closed_4001_and_others_keep_receiving(
     slow = _handshake(small.port, reader.token, rcvbuf=4096)
     try:
         await fast.ok("subscribe", channel=channel)
-        slow.sendall(_frame({"id": 1, "op": "subscribe", "channel": channel}))
-        epoch = json.loads(_read_frames(slow, until_text=1)[0][1])["result"]["epoch"]
-        ids = []
-        for i in range(100):
-            r = await http.post(
-                f"{small.api}/posts", json={"content": f"{i} " + "x" * 450}, headers=author.auth
-            )
-            ids.append(r.json()["id"])
+        epoch = _subscribe(slow, channel)
+        ids = await asyncio.to_thread(_post_history, small.api, author.token)
         received = [p["event"]["data"]["id"] for p in await fast.pushes_until(len(ids), 10)]
         assert received == ids  # the fast socket got everything, in order
-        # The slow peer asks for the whole history (~75 KB a reply) again and again and
-        # reads nothing: the kernel's buffers fill (up to ~4 MiB on loopback), then its send
-        # queue, and then it is cut off. Two bursts, paced under the inbound rate limit.
-        since = {"offset": "0", "epoch": epoch}
-        for burst in range(2):
-            for n in range(45):
-                request = {"id": 100 * (burst + 1) + n, "op": "subscribe", "channel": channel}
-                slow.sendall(_frame({**request, "since": since}))
-            await asyncio.sleep(2.6)
+        # The slow peer asks for the whole history again and again and reads nothing: the
+        # kernel's buffers fill, then its send queue (16 KiB), and it is told 4001.
+        _ask_for_history(slow, channel, epoch)
         r = await http.post(f"{small.api}/posts", json={"content": "still"}, headers=author.auth)
         push = await fast.push()  # others keep receiving
         assert push["event"]["data"]["id"] == r.json()["id"]
-        frames = _read_frames(slow)
+        # Time for the server to handle the burst (~0.1 s), well inside the 5 s that the
+        # close frame gets: the peer then reads again and finds the close frame.
+        await asyncio.sleep(0.5)
+        frames = _read_frames(slow, until_close=True)
         closes = [payload for opcode, payload in frames if opcode == 8]
         assert closes and int.from_bytes(closes[0][:2], "big") == 4001
         replies = sum(1 for op, payload in frames if op == 1 and payload.startswith(b'{"id"'))
-        assert replies < 90  # cut off, not served without bound
+        assert replies < STALLING_REQUESTS  # cut off, not served without bound
         await fast.ok("ping")
     finally:
         slow.close()
         await fast.close()
+
+
+# --- peers that stop answering --------------------------------------------------------------
+
+
+async def test_a_silent_peer_is_dropped_by_the_heartbeat(
+    fast: LiveServer, http: httpx.AsyncClient
+) -> None:
+    me = await make_user(http, fast.api)
+    sock = _handshake(fast.port, me.token)
+    sock.settimeout(0.5)
+    started = time.monotonic()
+    closed_at = None
+    try:
+        while time.monotonic() - started < 15:
+            try:
+                if sock.recv(4096) == b"":
+                    closed_at = time.monotonic() - started
+                    break
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                closed_at = time.monotonic() - started
+                break
+    finally:
+        sock.close()
+    # ping every 1 s, 1 s to answer: a silent peer is gone within a few seconds (with the
+    # defaults, 20 s + 20 s: within the protocol's ~45 s).
+    assert closed_at is not None and closed_at < 8
+
+
+async def test_a_peer_that_takes_nothing_is_dropped_within_the_heartbeat_window(
+    fast: LiveServer, http: httpx.AsyncClient, history: History
+) -> None:
+    """uvicorn's own heartbeat cannot drop this one: its ping waits behind the full buffer
+    and its close waits for that buffer to drain. The session's send-stall watchdog does."""
+    reader = await make_user(http, fast.api)
+    peer = _handshake(fast.port, reader.token, rcvbuf=4096)
+    try:
+        epoch = _subscribe(peer, history.channel)
+        async with await Ws.connect(fast.ws_url, reader.token) as second:
+            assert await second.closed_with() == 4029  # the session holds the user's place
+        started = time.monotonic()
+        _ask_for_history(peer, history.channel, epoch)  # and reads nothing from now on
+        # A write stalls; 2 s later (PLAZA_WS_PING_INTERVAL + PLAZA_WS_PING_TIMEOUT) the
+        # session is dropped and its place is free again.
+        await _until_admitted(fast, reader.token, within=8)
+        assert time.monotonic() - started < 8
+        assert "socket dropped without a close frame: send stalled" in fast.log()
+    finally:
+        peer.close()
+
+
+async def test_logout_returns_even_if_the_socket_takes_nothing(
+    fast: LiveServer, http: httpx.AsyncClient, history: History
+) -> None:
+    """The close frame (4401) cannot reach this peer: the socket is given 1 s (the ping
+    timeout) to take it and is then let go, instead of holding the logout forever."""
+    reader = await make_user(http, fast.api)
+    peer = _handshake(fast.port, reader.token, rcvbuf=4096)
+    try:
+        _ask_for_history(peer, history.channel, _subscribe(peer, history.channel))
+        # The server is writing to a full buffer within ~0.1 s, and the stall would drop
+        # the socket 2 s later: log out in between.
+        await asyncio.sleep(0.4)
+        started = time.monotonic()
+        r = await http.post(f"{fast.api}/auth/logout", json={"refresh_token": reader.refresh})
+        assert r.status_code == 204
+        assert time.monotonic() - started < 5
+        assert "socket abandoned: close 4401 not taken within 1.0 s" in fast.log()
+        fresh = await make_user(http, fast.api)  # the server still serves sockets
+        async with await Ws.connect(fast.ws_url, fresh.token) as ws:
+            assert await ws.ok("ping") == {}
+    finally:
+        peer.close()
+
+
+# --- shutdown ------------------------------------------------------------------------------
+
+
+async def test_shutdown_sends_close_soon_then_4000(tmp_path: Path) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        with running_server(tmp_path, TEST_ENV) as live:
+            me = await make_user(http, live.api)
+            ws = await Ws.connect(live.ws_url, me.token)
+            await ws.ok("subscribe", channel="feed")
+            stopping = asyncio.get_running_loop().run_in_executor(None, live.stop)
+            push = await ws.push(timeout=10)
+            assert push == {"push": "close_soon", "code": 4000, "reason": "server going away"}
+            assert await ws.closed_with(timeout=10) == 4000
+            # uvicorn re-raises SIGTERM after its graceful shutdown: a clean exit by signal.
+            assert await stopping in (0, -signal.SIGTERM)
+            assert "Traceback" not in live.log()
+
+
+# --- a raw peer -----------------------------------------------------------------------------
 
 
 def _frame(message: dict[str, object]) -> bytes:
@@ -105,9 +257,13 @@ def _frame(message: dict[str, object]) -> bytes:
 
 
 def _read_frames(
-    sock: socket.socket, until_text: int | None = None, timeout: float = 10.0
+    sock: socket.socket,
+    until_text: int | None = None,
+    timeout: float = 10.0,
+    *,
+    until_close: bool = False,
 ) -> list[tuple[int, bytes]]:
-    """Server frames (opcode, payload) until EOF, or until `until_text` text frames."""
+    """Server frames (opcode, payload) until EOF, `until_text` text frames or a close."""
     sock.settimeout(timeout)
     data = b""
     frames: list[tuple[int, bytes]] = []
@@ -123,6 +279,8 @@ def _read_frames(
             frames.append((opcode, data[offset : offset + size]))
             data = data[offset + size :]
         if until_text is not None and sum(op == 1 for op, _ in frames) >= until_text:
+            return frames
+        if until_close and any(op == 8 for op, _ in frames):
             return frames
         chunk = sock.recv(65536)
         if not chunk:
@@ -151,47 +309,35 @@ def _handshake(port: int, token: str, rcvbuf: int | None = None) -> socket.socke
     return sock
 
 
-async def test_a_silent_peer_is_dropped_by_the_heartbeat(
-    tmp_path: Path, http: httpx.AsyncClient
-) -> None:
-    with running_server(tmp_path, FAST_HEARTBEAT) as live:
-        me = await make_user(http, live.api)
-        await _silent_peer_is_dropped(live.port, me.token)
+def _subscribe(sock: socket.socket, channel: str) -> str:
+    """Subscribe the raw peer (once its session is up); the channel's epoch."""
+    sock.sendall(_frame({"id": 1, "op": "subscribe", "channel": channel}))
+    reply = json.loads(_read_frames(sock, until_text=1)[0][1])
+    assert reply["ok"] is True, reply
+    epoch: str = reply["result"]["epoch"]
+    return epoch
 
 
-async def _silent_peer_is_dropped(port: int, token: str) -> None:
-    sock = _handshake(port, token)
-    sock.settimeout(0.5)
-    started = time.monotonic()
-    closed_at = None
-    try:
-        while time.monotonic() - started < 15:
-            try:
-                if sock.recv(4096) == b"":
-                    closed_at = time.monotonic() - started
-                    break
-            except TimeoutError:
-                continue
-            except ConnectionResetError:
-                closed_at = time.monotonic() - started
-                break
-    finally:
-        sock.close()
-    # ping every 1 s, 1 s to answer: a silent peer is gone within a few seconds (with the
-    # defaults, 20 s + 20 s: within the protocol's ~45 s).
-    assert closed_at is not None and closed_at < 8
+def _ask_for_history(sock: socket.socket, channel: str, epoch: str) -> None:
+    """Ask for the channel's whole history, again and again, in one burst."""
+    since = {"offset": "0", "epoch": epoch}
+    for n in range(STALLING_REQUESTS):
+        request = {"id": 100 + n, "op": "subscribe", "channel": channel, "since": since}
+        sock.sendall(_frame(request))
 
 
-async def test_shutdown_sends_close_soon_then_4000(tmp_path: Path) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
-        with running_server(tmp_path, TEST_ENV) as live:
-            me = await make_user(http, live.api)
-            ws = await Ws.connect(live.ws_url, me.token)
-            await ws.ok("subscribe", channel="feed")
-            stopping = asyncio.get_running_loop().run_in_executor(None, live.stop)
-            push = await ws.push(timeout=10)
-            assert push == {"push": "close_soon", "code": 4000, "reason": "server going away"}
-            assert await ws.closed_with(timeout=10) == 4000
-            # uvicorn re-raises SIGTERM after its graceful shutdown: a clean exit by signal.
-            assert await stopping in (0, -signal.SIGTERM)
-            assert "Traceback" not in live.log()
+async def _until_admitted(server: LiveServer, token: str, within: float) -> None:
+    """Open sockets of this user until one is let in (its earlier one was let go)."""
+    deadline = time.monotonic() + within
+    while True:
+        ws = await Ws.connect(server.ws_url, token)
+        try:
+            reply = await ws.call("ping")
+        except websockets.ConnectionClosed:
+            reply = None  # closed 4029 before the reply
+        finally:
+            await ws.close()
+        if reply is not None and reply["ok"]:
+            return
+        assert time.monotonic() < deadline, "the stalled session was never let go"
+        await asyncio.sleep(0.2)

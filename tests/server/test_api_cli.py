@@ -28,20 +28,24 @@ def test_bad_config_is_one_line_and_exit_2(
     assert err.count("\n") == 1 and err.startswith("plaza: PLAZA_DATABASE_URL: ")
 
 
-@pytest.mark.parametrize("redis_url", [None, "redis://127.0.0.1:6379/0"])
-def test_worker_is_refused_in_one_line_until_the_fleet_exists(
-    workdir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    redis_url: str | None,
+def test_worker_needs_the_shared_event_log(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # One refusal, whatever the configuration: there is no separate worker to run yet.
-    if redis_url is not None:
-        monkeypatch.setenv("PLAZA_REDIS_URL", redis_url)
     assert main(["worker"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("plaza: worker: ")
-    assert "plaza serve" in err
+    assert err.count("\n") == 1 and err.startswith("plaza: worker: PLAZA_REDIS_URL is unset")
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_fleet_on_sqlite_is_refused_in_one_line(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    monkeypatch.setenv("PLAZA_REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert main([command]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "plaza: PLAZA_REDIS_URL: a fleet needs PostgreSQL"
+    )
 
 
 def test_migrate_creates_the_database(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,12 +68,3 @@ def test_uvicorn_websocket_lines_lose_their_query_string() -> None:
     assert _StripQuery().filter(record)
     assert "secret" not in record.getMessage()
     assert "/api/v1/ws" in record.getMessage()
-
-
-def test_redis_url_is_refused_until_the_redis_backend_exists(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("PLAZA_REDIS_URL", "redis://127.0.0.1:6379/0")
-    assert main(["serve"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("plaza: PLAZA_REDIS_URL: ")

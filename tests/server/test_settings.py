@@ -25,7 +25,8 @@ def test_defaults_in_a_fresh_directory(tmp_path: Path) -> None:
     assert settings.embedded
     assert settings.allowed_origins == ()
     assert settings.media_dir == tmp_path / "var" / "media"
-    assert (settings.host, settings.port, settings.node_id) == ("127.0.0.1", 8000, 0)
+    # node_id None: automatic (0 embedded; claimed in Redis by each process of a fleet).
+    assert (settings.host, settings.port, settings.node_id) == ("127.0.0.1", 8000, None)
     assert settings.access_token_ttl == 900
     assert settings.refresh_token_ttl == 30 * 24 * 3600
     assert (settings.jwt_issuer, settings.jwt_audience) == ("plaza", "plaza-api")
@@ -150,7 +151,12 @@ def test_relative_sqlite_path() -> None:
 
 @pytest.mark.parametrize("url", ["redis://localhost:6379/0", "unix:///run/redis.sock"])
 def test_accepted_redis_urls(tmp_path: Path, url: str) -> None:
-    assert Settings.from_env({"PLAZA_REDIS_URL": url}, cwd=tmp_path).redis_url == url
+    env = {"PLAZA_REDIS_URL": url, "PLAZA_DATABASE_URL": "postgresql://u@db/plaza"}
+    settings = Settings.from_env(env, cwd=tmp_path)
+    assert settings.redis_url == url and not settings.embedded
+    assert settings.redis_prefix == "plaza:"
+    prefixed = Settings.from_env({**env, "PLAZA_REDIS_PREFIX": "eu:"}, cwd=tmp_path)
+    assert prefixed.redis_prefix == "eu:"
 
 
 def test_blank_values_count_as_unset(tmp_path: Path) -> None:
@@ -168,6 +174,7 @@ def test_blank_values_count_as_unset(tmp_path: Path) -> None:
         ("PLAZA_PORT", "70000", "between 1 and 65535"),
         ("PLAZA_NODE_ID", "1024", "between 0 and 1023"),
         ("PLAZA_NODE_ID", "-1", "between 0 and 1023"),
+        ("PLAZA_REDIS_URL", "redis://localhost:6379/0", "a fleet needs PostgreSQL"),
         ("PLAZA_REDIS_URL", "http://localhost:6379", "unsupported scheme 'http'"),
         ("PLAZA_REDIS_URL", "localhost:6379", "unsupported scheme"),
         ("PLAZA_SECRET_KEY", "too-short", "at least 32 characters, got 9"),
