@@ -35,7 +35,7 @@ from server.controllers.users import UsersController
 from server.dependencies import DEPENDENCIES
 from server.errors import EXCEPTION_HANDLERS
 from server.headers import security_headers
-from server.live import event_worker, live_layer, node_id
+from server.live import event_worker, fleet_sessions, live_layer, node_id
 from server.settings import Settings
 from server.ws.endpoint import make_ws_endpoint
 
@@ -68,8 +68,14 @@ def create_app(
             await hub.start()
             stack.push_async_callback(hub.stop)
             node = await node_id(settings, layer, stack)
+            sessions = await fleet_sessions(settings, layer, stack)
             services = build_services(
-                settings, storage, hub, ChannelPublisher(layer.backend), node_id=node
+                settings,
+                storage,
+                hub,
+                ChannelPublisher(layer.backend),
+                node_id=node,
+                sessions=sessions,
             )
             stack.push_async_callback(services.sessions.close_all)
             services.readiness["database"] = storage.ping

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from channels.hub import Hub
 from domain.clock import SystemClock
 from domain.ids import SnowflakeIds
-from domain.ports import AccessTokens, PasswordHasher, Publisher
+from domain.ports import AccessTokens, PasswordHasher, Publisher, SessionRevoker
 from domain.services.accounts import AccountService
 from domain.services.auth import AuthService
 from domain.services.base import Context
@@ -31,7 +31,7 @@ from server.ratelimit import RateLimits
 from server.security.passwords import Argon2Hasher
 from server.security.tokens import JwtAccessTokens
 from server.settings import Settings
-from server.ws.registry import SessionRegistry
+from server.ws.registry import LocalSocketCounts, SessionRegistry
 from storage.blobs import FileBlobStore
 from storage.factory import Storage
 
@@ -72,15 +72,43 @@ class Services:
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Sessions:
+    """The live sessions of this process and what they share with the fleet."""
+
+    registry: SessionRegistry
+    # Closes a user's sockets at logout: here (embedded) or on every instance.
+    revoker: SessionRevoker
+    limits: RateLimits
+
+
+def local_sessions(settings: Settings) -> Sessions:
+    """Embedded: one process, nothing to share."""
+    registry = SessionRegistry(LocalSocketCounts(settings.ws_max_sockets_per_user))
+    return Sessions(registry, registry, local_limits(settings))
+
+
+def local_limits(settings: Settings) -> RateLimits:
+    return RateLimits.of(
+        settings.rate_auth_per_ip_per_minute, settings.rate_writes_per_user_per_minute
+    )
+
+
 def build_services(
-    settings: Settings, storage: Storage, hub: Hub, publisher: Publisher, *, node_id: int
+    settings: Settings,
+    storage: Storage,
+    hub: Hub,
+    publisher: Publisher,
+    *,
+    node_id: int,
+    sessions: Sessions | None = None,
 ) -> Services:
     ctx = Context(store=storage.store, clock=SystemClock(), ids=SnowflakeIds(node_id))
     hasher = Argon2Hasher()
     tokens = JwtAccessTokens(
         settings.secret_key, settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl
     )
-    sessions = SessionRegistry(settings.ws_max_sockets_per_user)
+    sessions = sessions or local_sessions(settings)
     presenter = Presenter(storage.store, media_url)
     posts = PostService(ctx)
     social = SocialService(ctx)
@@ -93,9 +121,7 @@ def build_services(
         ctx=ctx,
         hasher=hasher,
         tokens=tokens,
-        limits=RateLimits.of(
-            settings.rate_auth_per_ip_per_minute, settings.rate_writes_per_user_per_minute
-        ),
+        limits=sessions.limits,
         presenter=presenter,
         accounts=AccountService(ctx, hasher),
         auth=AuthService(
@@ -103,7 +129,7 @@ def build_services(
             hasher,
             tokens,
             refresh_ttl_seconds=settings.refresh_token_ttl,
-            revoker=sessions,
+            revoker=sessions.revoker,
         ),
         social=social,
         posts=posts,
@@ -125,6 +151,6 @@ def build_services(
         ),
         subscriptions=SubscriptionService(ctx),
         hub=hub,
-        sessions=sessions,
+        sessions=sessions.registry,
         publisher=publisher,
     )

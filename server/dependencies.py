@@ -81,7 +81,7 @@ async def provide_principal(request: Request[Any, Any, Any], services: ServicesD
 
 
 async def provide_actor(principal: PrincipalDep, services: ServicesDep) -> Principal:
-    services.limits.writes.hit(str(principal.user_id))
+    await services.limits.writes.hit(str(principal.user_id))
     return principal
 
 

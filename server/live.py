@@ -29,9 +29,12 @@ from domain.consumers import (
     LiveConsumer,
     NotificationConsumer,
 )
-from server.container import Services
+from server.container import Services, Sessions, local_sessions
+from server.fleet import ControlChannel, FleetRevoker, RedisLimiter, RedisSocketCounts
 from server.node_ids import NodeIdClaim
+from server.ratelimit import RateLimits, local_limiters
 from server.settings import Settings
+from server.ws.registry import SessionRegistry
 
 
 @dataclass
@@ -71,6 +74,29 @@ async def node_id(settings: Settings, layer: LiveLayer, stack: AsyncExitStack) -
     node = await claim.claim()
     stack.push_async_callback(claim.release)
     return node
+
+
+async def fleet_sessions(settings: Settings, layer: LiveLayer, stack: AsyncExitStack) -> Sessions:
+    """Sessions whose limits and logouts hold across the instances (Redis), or this
+    process's own when embedded."""
+    client = layer.redis_client
+    if client is None or settings.redis_url is None:
+        return local_sessions(settings)
+    prefix = settings.redis_prefix
+    counts = RedisSocketCounts(client, prefix, settings.ws_max_sockets_per_user)
+    await counts.start()
+    stack.push_async_callback(counts.stop)
+    registry = SessionRegistry(counts)
+    control = ControlChannel(client, connect(settings.redis_url, retry=False), prefix, registry)
+    await control.start()
+    stack.push_async_callback(control.stop)
+    auth, writes = local_limiters(
+        settings.rate_auth_per_ip_per_minute, settings.rate_writes_per_user_per_minute
+    )
+    limits = RateLimits(
+        auth=RedisLimiter(client, prefix, auth), writes=RedisLimiter(client, prefix, writes)
+    )
+    return Sessions(registry, FleetRevoker(registry, control), limits)
 
 
 def worker_id() -> str:

@@ -1,9 +1,9 @@
 """Rate limits: one token bucket, used per key for REST and WebSocket writes and logins,
 and per socket for inbound frames. Pure and clock-injected: tests step time.
 
-In-process on purpose: a limit that lets a fleet of N processes accept N times the rate is
-still a hard cap on abuse (guessing passwords, flooding posts), costs no network round
-trip on every write and keeps working when Redis is down.
+Embedded, the buckets live in this process. A fleet shares them in Redis (server/fleet.py),
+so N instances do not allow N times the rate; when Redis is away each instance falls back
+to its own buckets, so the limits keep holding.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from domain.errors import RateLimited
 
-__all__ = ["MAX_KEYS", "RateLimiter", "RateLimits", "TokenBucket"]
+__all__ = ["MAX_KEYS", "Limiter", "RateLimiter", "RateLimits", "TokenBucket"]
 
 Clock = Callable[[], float]
 
@@ -61,9 +62,20 @@ class TokenBucket:
         return max(0.0, (cost - self._tokens) / self._rate)
 
 
+class Limiter(Protocol):
+    """A keyed rate limit: in this process, or shared by a fleet in Redis."""
+
+    name: str
+
+    async def hit(self, key: str, cost: float = 1.0) -> None:
+        """Spend `cost` of `key`'s budget or raise RateLimited(retry_after)."""
+        ...
+
+
 class RateLimiter:
-    """A token bucket per key: `per_minute` tokens a minute, bursts up to `burst` (default:
-    the per-minute amount, so a fresh client may spend a whole minute's budget at once)."""
+    """A token bucket per key, in this process: `per_minute` tokens a minute, bursts up to
+    `burst` (default: the per-minute amount, so a fresh client may spend a whole minute's
+    budget at once)."""
 
     def __init__(
         self,
@@ -83,7 +95,18 @@ class RateLimiter:
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
-    def hit(self, key: str, cost: float = 1.0) -> None:
+    async def hit(self, key: str, cost: float = 1.0) -> None:
+        self.hit_now(key, cost)
+
+    @property
+    def rate_per_s(self) -> float:
+        return self._rate
+
+    @property
+    def burst(self) -> float:
+        return self._burst
+
+    def hit_now(self, key: str, cost: float = 1.0) -> None:
         """Spend `cost` tokens of `key`'s bucket or raise RateLimited(retry_after)."""
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -105,14 +128,18 @@ class RateLimiter:
 class RateLimits:
     # Per client IP: login, register, refresh. Argon2 makes each attempt cost ~50-100 ms
     # of CPU, so this limit protects both the accounts and the server's cores.
-    auth: RateLimiter
+    auth: Limiter
     # Per user: every write (post, like, comment, follow, block, upload, profile change),
     # over REST and WebSocket alike: a write costs the same budget on either path.
-    writes: RateLimiter
+    writes: Limiter
 
     @classmethod
     def of(cls, auth_per_minute: int, writes_per_minute: int) -> RateLimits:
-        return cls(
-            auth=RateLimiter("login", auth_per_minute),
-            writes=RateLimiter("write", writes_per_minute),
-        )
+        """This process's own buckets."""
+        auth, writes = local_limiters(auth_per_minute, writes_per_minute)
+        return cls(auth=auth, writes=writes)
+
+
+def local_limiters(auth_per_minute: int, writes_per_minute: int) -> tuple[RateLimiter, RateLimiter]:
+    """The auth and write limiters of one process (a fleet's fall back on them too)."""
+    return RateLimiter("login", auth_per_minute), RateLimiter("write", writes_per_minute)

@@ -51,7 +51,7 @@ class AuthController(Controller):
     async def register(
         self, request: Request[Any, Any, Any], data: JSONBody[RegisterIn], services: ServicesDep
     ) -> MeView:
-        services.limits.auth.hit(client_ip(request))
+        await services.limits.auth.hit(client_ip(request))
         account = await services.accounts.register(data.username, data.email, data.password)
         return MeView.of_me(account)
 
@@ -59,14 +59,14 @@ class AuthController(Controller):
     async def login(
         self, request: Request[Any, Any, Any], data: JSONBody[LoginIn], services: ServicesDep
     ) -> TokenPair:
-        services.limits.auth.hit(client_ip(request))
+        await services.limits.auth.hit(client_ip(request))
         return await services.auth.login(data.identifier(), data.password)
 
     @post("/refresh", status_code=200)
     async def refresh(
         self, request: Request[Any, Any, Any], data: JSONBody[RefreshIn], services: ServicesDep
     ) -> TokenPair:
-        services.limits.auth.hit(client_ip(request))
+        await services.limits.auth.hit(client_ip(request))
         return await services.auth.refresh(data.refresh_token)
 
     @post("/logout", status_code=204)
@@ -86,5 +86,5 @@ class AuthController(Controller):
         services: ServicesDep,
     ) -> None:
         # Per IP like login: a stolen access token must not buy unlimited password guesses.
-        services.limits.auth.hit(client_ip(request))
+        await services.limits.auth.hit(client_ip(request))
         await services.auth.change_password(principal.user_id, data.old_password, data.new_password)

@@ -127,7 +127,7 @@ class SocketSession:
             await self._finish(decision or await self._read_loop())
         finally:
             self._done = True
-            registry.remove(self)
+            await registry.remove(self)
             await self._services.hub.detach(self._subscriber)
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

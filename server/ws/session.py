@@ -21,7 +21,7 @@ import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,7 +156,7 @@ class SessionCore:
         *,
         now: float,
         wall: Callable[[], float],
-        admit: Callable[[int], bool],
+        admit: Callable[[int], Awaitable[bool]],
         timeouts: Timeouts | None = None,
     ) -> None:
         """`wall` is read only to place a token's `exp` (wall time) on the monotonic
@@ -326,7 +326,7 @@ class SessionCore:
             return {}
         if type(request) not in READS:
             # The REST per-user write budget, shared (RateLimited → rate_limited).
-            self._services.limits.writes.hit(str(principal.user_id))
+            await self._services.limits.writes.hit(str(principal.user_id))
         return await ACTIONS[type(request)](self._services, principal.user_id, request)
 
     async def _authenticate(self, token: str) -> _Admission:
@@ -337,7 +337,7 @@ class SessionCore:
         current = self._principal
         if current is not None and principal.user_id != current.user_id:
             return _Admission.REFUSED  # a session belongs to one user for its whole life
-        if current is None and not self._admit(principal.user_id):
+        if current is None and not await self._admit(principal.user_id):
             self._decide(Close(CloseCode.TOO_MANY_SOCKETS, "too many sockets for this user"))
             return _Admission.FULL
         self._principal = principal

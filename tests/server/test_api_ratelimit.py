@@ -23,30 +23,30 @@ def test_bucket_allows_a_burst_then_refills() -> None:
     clock = FakeClock()
     limiter = RateLimiter("login", 6, clock=clock)  # 6 a minute: one every 10 s
     for _ in range(6):
-        limiter.hit("1.2.3.4")
+        limiter.hit_now("1.2.3.4")
     with pytest.raises(RateLimited) as caught:
-        limiter.hit("1.2.3.4")
+        limiter.hit_now("1.2.3.4")
     assert caught.value.retry_after == pytest.approx(10.0)
-    limiter.hit("5.6.7.8")  # other keys have their own bucket
+    limiter.hit_now("5.6.7.8")  # other keys have their own bucket
     clock.now += 10
-    limiter.hit("1.2.3.4")
+    limiter.hit_now("1.2.3.4")
     with pytest.raises(RateLimited):
-        limiter.hit("1.2.3.4")
+        limiter.hit_now("1.2.3.4")
     clock.now += 3600  # refills cap at the burst
     for _ in range(6):
-        limiter.hit("1.2.3.4")
+        limiter.hit_now("1.2.3.4")
     with pytest.raises(RateLimited):
-        limiter.hit("1.2.3.4")
+        limiter.hit_now("1.2.3.4")
 
 
 def test_bucket_memory_is_bounded() -> None:
     limiter = RateLimiter("write", 1, clock=FakeClock(), max_keys=3)
     for key in "abcd":
-        limiter.hit(key)
+        limiter.hit_now(key)
     # "a" was the least recently seen and got evicted: it starts with a fresh bucket.
-    limiter.hit("a")
+    limiter.hit_now("a")
     with pytest.raises(RateLimited):
-        limiter.hit("d")
+        limiter.hit_now("d")
 
 
 async def test_login_attempts_are_limited_per_ip(tmp_path: Path) -> None:

@@ -144,8 +144,10 @@ def running_fleet(
     servers: int = 2,
     workers: int = 2,
     prefix: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Fleet]:
     env = base_env(database_url, redis_url, prefix or f"fleet-{uuid.uuid4().hex[:8]}:")
+    env.update(extra_env or {})
     fleet = Fleet(workdir, env)
     fleet.migrate()
     try:
