@@ -117,9 +117,14 @@ async def measure(
     warmup: int,
     drain_timeout: float,
     compression: bool,
+    socket_servers: list[LiveServer] | None = None,
+    cpu_pids: list[int] | None = None,
 ) -> dict[str, Any]:
+    """Posts go to `live`; sockets are spread over `socket_servers` (default: `live`);
+    server CPU is summed over `cpu_pids` (default: `live`'s process)."""
     assert live.proc is not None
-    pid = live.proc.pid
+    pids = cpu_pids or [live.proc.pid]
+    spread = socket_servers or [live]
     phases: dict[str, float] = {}
     t = time.perf_counter()
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
@@ -143,8 +148,14 @@ async def measure(
         t = time.perf_counter()
         conns = await gather_limited(
             [
-                partial(open_socket, live.ws_url, f.token, ["feed"], compression=compression)
-                for f in fans
+                partial(
+                    open_socket,
+                    spread[n % len(spread)].ws_url,
+                    f.token,
+                    ["feed"],
+                    compression=compression,
+                )
+                for n, f in enumerate(fans)
             ],
             20,
         )
@@ -184,7 +195,7 @@ async def measure(
                 if r.status_code != 201:
                     errors.append(f"{r.status_code} {r.text[:200]}")
 
-            cpu0 = proc_cpu_seconds(pid)
+            cpu0 = sum(proc_cpu_seconds(pid) for pid in pids)
             client0 = _own_cpu_seconds()
             run0 = time.perf_counter()
             senders: list[asyncio.Task[None]] = []
@@ -198,9 +209,9 @@ async def measure(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(tally.done.wait(), drain_timeout)
             run_s = time.perf_counter() - run0
-            cpu_s = proc_cpu_seconds(pid) - cpu0
+            cpu_s = sum(proc_cpu_seconds(pid) for pid in pids) - cpu0
             client_cpu_s = _own_cpu_seconds() - client0
-            server_rss = rss_kib(pid)
+            server_rss = sum(rss_kib(pid) for pid in pids)
         finally:
             for c in conns:
                 await c.close()

@@ -69,6 +69,11 @@ class ChannelBackend(ABC):
         """`publish` on each channel (a fan-out); backends do it in few round trips."""
         return [await self.publish(channel, payload, key) for channel in channels]
 
+    async def publish_each(self, items: Sequence[tuple[str, bytes, str | None]]) -> list[Position]:
+        """`publish` of `(channel, payload, key)` items, in order (a consumer's batch);
+        backends do it in few round trips."""
+        return [await self.publish(channel, payload, key) for channel, payload, key in items]
+
     @abstractmethod
     async def subscribe(self, channel: str) -> None:
         """Deliver every event published to `channel` after this call returns."""

@@ -1,11 +1,12 @@
 """One consumer kind in one worker: its consumer group's share of the event log.
 
-For each partition the worker owns, one task reads the group's entries in order, hands each
-to the kind's consumer, records in the outbox that this kind is done with them, and only
-then acknowledges them in the log (acknowledge after the side effects: a crash in between
-re-delivers, and the effects are idempotent). A failing event is retried with backoff in
-place, holding its partition back so later events of the same key never overtake it; after
-MAX_ATTEMPTS deliveries it becomes a dead letter and the rest flow on.
+For each partition the worker owns, one task reads the group's entries in order, hands them
+to the kind's consumer a batch at a time, and only then acknowledges them in the log
+(acknowledge after the side effects: a crash in between re-delivers, and the effects are
+idempotent). The relay completes an outbox entry once every group has acknowledged it.
+A failing event is retried with backoff in place, holding its partition back so later
+events of the same key never overtake it; after MAX_ATTEMPTS deliveries it becomes a dead
+letter and the rest flow on.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from datetime import UTC, datetime
 import msgspec
 
 from channels.eventlog import NEW, PENDING, Delivery, EventLog
-from domain.consumers import ALL_KINDS, Consumer, Kind
-from domain.events import decode_event
+from domain.consumers import Consumer, Kind
+from domain.errors import Unavailable
+from domain.events import DomainEvent, decode_event
 from domain.models import DeadLetter
 from domain.ports import OutboxReader
 
@@ -43,8 +45,16 @@ FAILURE_PAUSE_S = 1.0
 
 
 def backoff(attempt: int) -> float:
-    """Seconds before retry `attempt + 1`: 0.2, 0.4, 0.8, 1.6 s."""
+    """Seconds before retry `attempt + 1`: 0.2, 0.4, 0.8, 1.6 s, then 3.2 s and 5 s while a
+    dependency is down."""
     return float(min(0.1 * 2**attempt, 5.0))
+
+
+# Failures of a dependency, not of the event: Redis or the database away (the backends
+# raise Unavailable; a connection that breaks, an OSError or a timeout). They never count
+# against an event's attempts, or an outage would turn every event into a dead letter; the
+# event is retried until the dependency is back.
+TRANSIENT: tuple[type[BaseException], ...] = (Unavailable, ConnectionError, TimeoutError, OSError)
 
 
 class ConsumerGroup:
@@ -145,25 +155,45 @@ class ConsumerGroup:
                 await asyncio.sleep(FAILURE_PAUSE_S)
 
     async def _process(self, partition: int, batch: list[Delivery]) -> None:
+        events: list[DomainEvent] = []
+        readable: list[Delivery] = []
         for delivery in batch:
-            await self._handle(delivery)
-        now = self._now()
-        await self._outbox.mark_done([d.outbox_id for d in batch], self.kind.bit, ALL_KINDS, now)
+            try:
+                events.append(decode_event(delivery.event))
+                readable.append(delivery)
+            except msgspec.DecodeError as error:
+                # Retrying cannot make it readable.
+                await self._bury(delivery, delivery.deliveries, f"undecodable event: {error}")
+        # The whole batch in one go (few round trips); if that fails, one event at a time
+        # with retries, in order, so the event at fault is found and the rest still pass.
+        # Effects are idempotent, so what the batch attempt did before failing is harmless.
+        try:
+            if events:
+                await self._consumer.handle_batch(events)
+            self.handled += len(events)
+        except Exception as error:
+            log.warning(
+                "%s: a batch of %d failed (%s); one at a time", self.kind, len(events), error
+            )
+            for delivery, event in zip(readable, events, strict=True):
+                await self._handle(delivery, event)
         await self._log.ack(self.kind, partition, [d.log_id for d in batch])
 
-    async def _handle(self, delivery: Delivery) -> None:
-        try:
-            event = decode_event(delivery.event)
-        except msgspec.DecodeError as error:
-            # Retrying cannot make it readable.
-            await self._bury(delivery, delivery.deliveries, f"undecodable event: {error}")
-            return
-        # Each earlier delivery was tried at least once (by this or a dead worker).
-        attempt = delivery.deliveries - 1
+    async def _handle(self, delivery: Delivery, event: DomainEvent) -> None:
+        # Each earlier delivery was tried at least once (by this or a dead worker), and the
+        # batch attempt just now once more.
+        attempt = delivery.deliveries
+        outage = 0
         while True:
             attempt += 1
             try:
                 await self._consumer.handle(event)
+            except TRANSIENT as error:
+                attempt -= 1
+                outage += 1
+                if outage == 1:
+                    log.warning("%s: a dependency is unavailable (%s); retrying", self.kind, error)
+                await asyncio.sleep(backoff(outage))
             except Exception as error:
                 if attempt >= MAX_ATTEMPTS:
                     await self._bury(delivery, attempt, f"{type(error).__name__}: {error}")
@@ -178,6 +208,8 @@ class ConsumerGroup:
                 )
                 await asyncio.sleep(backoff(attempt))
             else:
+                if outage:
+                    log.warning("%s: the dependency is back", self.kind)
                 self.handled += 1
                 return
 
@@ -197,5 +229,5 @@ class ConsumerGroup:
             failed_at=self._now(),
             event=delivery.event,
         )
-        await self._outbox.dead_letter(letter, self.kind.bit, ALL_KINDS)
+        await self._outbox.dead_letter(letter)
         self.dead += 1

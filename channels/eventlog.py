@@ -27,6 +27,7 @@ __all__ = [
     "NEW",
     "PARTITIONS",
     "PENDING",
+    "Acknowledged",
     "Delivery",
     "EpochLost",
     "EventLog",
@@ -70,11 +71,12 @@ class Delivery(msgspec.Struct, frozen=True):
 
 # A worker holds a partition for this long past its last renewal (every LEASE_RENEW_S). A
 # dead worker's partitions (and the entries it held) are taken over after at most this
-# long: 10 s keeps live pushes from stalling long after a crash, while five missed
-# renewals in a row are needed to lose a lease, so a GC pause or a Redis blip of a second
-# or two never makes partitions flap between workers.
+# long: 10 s keeps live pushes from stalling long after a crash, while ten missed renewals
+# in a row are needed to lose a lease, so a GC pause or a Redis blip of a few seconds never
+# makes partitions flap between workers. Renewing every second also lets a worker that
+# joins get its share within a second or two.
 LEASE_TTL_S = 10.0
-LEASE_RENEW_S = 2.0
+LEASE_RENEW_S = 1.0
 
 
 def rebalance(
@@ -89,6 +91,14 @@ def rebalance(
         return sorted(mine, reverse=True)[: len(mine) - share], []
     free = [p for p in range(partitions) if p not in mine and p not in taken]
     return [], free[: share - len(mine)]
+
+
+class Acknowledged(msgspec.Struct, frozen=True):
+    """An entry every consumer group has acknowledged."""
+
+    partition: int
+    log_id: str
+    outbox_id: int
 
 
 class EpochLost(Exception):
@@ -121,9 +131,19 @@ class EventLog(ABC):
         nothing) when the log's epoch is no longer `epoch`."""
 
     @abstractmethod
-    async def trim(self) -> int:
-        """Drop entries every group has acknowledged; returns how many went. Entries some
-        group has not consumed are never dropped, however long the log grows."""
+    async def acknowledged(self, limit: int) -> list[Acknowledged]:
+        """Entries every group has acknowledged (and not yet forgotten), oldest first per
+        partition, at most `limit` per partition: the relay completes them in the outbox."""
+
+    @abstractmethod
+    async def forget(self, through: Mapping[int, str]) -> None:
+        """Drop each partition's entries up to and including that log id (they are
+        complete). Entries some group has not acknowledged are never dropped, however
+        long the log grows."""
+
+    async def maintain(self) -> None:
+        """Housekeeping now and then (the relay calls it every minute or so)."""
+        return None
 
     # --- the consumers' side ----------------------------------------------------------------
 
@@ -138,6 +158,12 @@ class EventLog(ABC):
     @abstractmethod
     async def release(self, worker: str, partitions: Sequence[int]) -> None:
         """Hand partitions back (the worker stopped consuming them)."""
+
+    @abstractmethod
+    async def leave(self, worker: str) -> None:
+        """The worker stops for good (SIGTERM): it no longer counts among the live workers,
+        and every partition it holds is free at once, so the others take them without
+        waiting for a lease to expire."""
 
     @abstractmethod
     async def take_over(self, group: str, partition: int, worker: str) -> int:

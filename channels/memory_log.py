@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from channels.eventlog import (
     LEASE_TTL_S,
     NEW,
+    Acknowledged,
     Delivery,
     EpochLost,
     EventLog,
@@ -85,16 +86,25 @@ class MemoryEventLog(EventLog):
         async with self._appended:
             self._appended.notify_all()
 
-    async def trim(self) -> int:
-        dropped = 0
-        for part in self._parts:
-            floor = min(
-                min(cursor.pending, default=cursor.next_id) for cursor in part.groups.values()
-            )
-            for log_id in [i for i in part.entries if i < floor]:
-                del part.entries[log_id]
-                dropped += 1
-        return dropped
+    async def acknowledged(self, limit: int) -> list[Acknowledged]:
+        found: list[Acknowledged] = []
+        for p, part in enumerate(self._parts):
+            floor = self._floor(part)
+            ids = sorted(i for i in part.entries if i < floor)[:limit]
+            found.extend(Acknowledged(p, str(i), part.entries[i].outbox_id) for i in ids)
+        return found
+
+    async def forget(self, through: Mapping[int, str]) -> None:
+        for p, log_id in through.items():
+            part = self._parts[p]
+            last = min(int(log_id), self._floor(part) - 1)  # never what a group still needs
+            for i in [i for i in part.entries if i <= last]:
+                del part.entries[i]
+
+    @staticmethod
+    def _floor(part: _Partition) -> int:
+        """The first id some group still needs (pending, or not yet read)."""
+        return min(min(c.pending, default=c.next_id) for c in part.groups.values())
 
     async def assignment(self, worker: str) -> set[int]:
         now = self._clock()
@@ -114,6 +124,10 @@ class MemoryEventLog(EventLog):
         for p in partitions:
             if self._leases.get(p, ("", 0.0))[0] == worker:
                 del self._leases[p]
+
+    async def leave(self, worker: str) -> None:
+        self._workers.pop(worker, None)
+        await self.release(worker, [p for p, (owner, _) in self._leases.items() if owner == worker])
 
     async def take_over(self, group: str, partition: int, worker: str) -> int:
         cursor = self._parts[partition].groups[group]

@@ -8,9 +8,10 @@ from typing import Any
 import msgspec
 
 from channels.backend import ChannelBackend, Position
+from domain.ports import Push
 
-# A post's fan-out goes to the backend in batches this size: one server-side script call
-# per batch (Redis), bounded so that one call never blocks Redis for long (~10 ms).
+# Fan-outs and consumer batches go to the backend in chunks this size: one server-side
+# script call each (Redis), bounded so that one call never blocks Redis for long (~10 ms).
 FANOUT_BATCH = 1000
 
 
@@ -43,3 +44,9 @@ class ChannelPublisher:
         payload = self._encoder.encode(_Envelope(event_type, data))
         for start in range(0, len(channels), FANOUT_BATCH):
             await self._backend.publish_many(channels[start : start + FANOUT_BATCH], payload, key)
+
+    async def publish_each(self, pushes: Sequence[Push]) -> None:
+        encode = self._encoder.encode
+        items = [(p.channel, encode(_Envelope(p.event_type, p.data)), p.key) for p in pushes]
+        for start in range(0, len(items), FANOUT_BATCH):
+            await self._backend.publish_each(items[start : start + FANOUT_BATCH])

@@ -59,17 +59,20 @@ CONFIRM_TIMEOUT_S = COMMAND_TIMEOUT_S
 READ_TICK_S = 1.0
 HEALTH_CHECK_S = 5.0
 
-# KEYS: (meta, history, keys) per channel. ARGV: payload, key ('' = none), history size,
-# history TTL, meta TTL, new epoch, then one pub/sub channel name per channel.
+# KEYS: (meta, history, keys) per channel. ARGV: history size, history TTL, meta TTL, new
+# epoch, the number of distinct payloads and the payloads (a fan-out passes one), then per
+# channel: its payload's index, its key ('' = none) and its pub/sub channel name.
 _PUBLISH = """
-local payload, key = ARGV[1], ARGV[2]
-local size, hist_ttl, meta_ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local size, hist_ttl, meta_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local base = 5 + tonumber(ARGV[5])
 local out = {}
 for i = 1, #KEYS / 3 do
   local meta, hist, keys = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local payload = ARGV[5 + tonumber(ARGV[base + 3 * i - 2])]
+  local key, topic = ARGV[base + 3 * i - 1], ARGV[base + 3 * i]
   local epoch = redis.call('HGET', meta, 'e')
   if not epoch then
-    epoch = ARGV[6]
+    epoch = ARGV[4]
     redis.call('DEL', hist, keys)
     redis.call('HSET', meta, 'e', epoch, 'o', 0)
   end
@@ -86,7 +89,7 @@ for i = 1, #KEYS / 3 do
       redis.call('ZREMRANGEBYRANK', keys, 0, -(size + 1))
       redis.call('EXPIRE', keys, hist_ttl)
     end
-    redis.call('PUBLISH', ARGV[6 + i], offset .. ' ' .. epoch .. ' ' .. payload)
+    redis.call('PUBLISH', topic, offset .. ' ' .. epoch .. ' ' .. payload)
     out[i] = {tostring(offset), epoch}
   end
   redis.call('EXPIRE', meta, meta_ttl)
@@ -198,18 +201,35 @@ class RedisChannelBackend(ChannelBackend):
     async def publish_many(
         self, channels: Sequence[str], payload: bytes, key: str | None = None
     ) -> list[Position]:
-        if not channels:
+        return await self._run_publish([payload], [(c, 0, key) for c in channels])
+
+    async def publish_each(self, items: Sequence[tuple[str, bytes, str | None]]) -> list[Position]:
+        payloads: list[bytes] = []
+        index: dict[int, int] = {}  # by identity: a payload shared by items is sent once
+        routed: list[tuple[str, int, str | None]] = []
+        for channel, payload, key in items:
+            n = index.setdefault(id(payload), len(payloads))
+            if n == len(payloads):
+                payloads.append(payload)
+            routed.append((channel, n, key))
+        return await self._run_publish(payloads, routed)
+
+    async def _run_publish(
+        self, payloads: list[bytes], routed: list[tuple[str, int, str | None]]
+    ) -> list[Position]:
+        if not routed:
             return []
-        keys = [k for channel in channels for k in self._keys(channel)]
+        keys = [k for channel, _, _ in routed for k in self._keys(channel)]
         args: list[Any] = [
-            payload,
-            key or "",
             self._history_size,
             self._history_ttl,
             self._meta_ttl,
             _new_epoch(),
-            *(self._topic(channel) for channel in channels),
+            len(payloads),
+            *payloads,
         ]
+        for channel, n, key in routed:
+            args.extend((n + 1, key or "", self._topic(channel)))
         try:
             result = await self._publish(keys=keys, args=args)
         except REDIS_ERRORS as error:

@@ -28,6 +28,7 @@ from redis.exceptions import ResponseError
 from channels.eventlog import (
     LEASE_TTL_S,
     NEW,
+    Acknowledged,
     Delivery,
     EpochLost,
     EventLog,
@@ -77,6 +78,90 @@ end
 return got
 """
 
+# KEYS: the partitions' streams. ARGV: at most how many per stream, then every group that
+# must have acknowledged an entry. -> per stream, a flat list of (log id, outbox id) of the
+# entries below every group's floor (its oldest pending entry, or past its last delivered).
+# XINFO GROUPS and XPENDING in a script: one round trip for all partitions.
+_FLOOR = """
+local function key(id)
+  local ms, seq = string.match(id, '(%d+)-(%d+)')
+  return tonumber(ms), tonumber(seq)
+end
+local function less(a, b)
+  local am, as = key(a)
+  local bm, bs = key(b)
+  return am < bm or (am == bm and as < bs)
+end
+-- The first id some group still needs in `stream` (nil: unknown, a group is missing).
+local function floor_of(stream, required)
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', stream)
+  if not ok then return nil end
+  local seen, floor = 0, nil
+  for _, g in ipairs(groups) do
+    local info = {}
+    for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
+    for _, name in ipairs(required) do
+      if info['name'] == name then seen = seen + 1 end
+    end
+    local bound
+    if tonumber(info['pending']) > 0 then
+      bound = redis.call('XPENDING', stream, info['name'])[2]
+    else
+      local ms, seq = key(info['last-delivered-id'])
+      bound = string.format('%d-%d', ms, seq + 1)
+    end
+    if floor == nil or less(bound, floor) then floor = bound end
+  end
+  if seen < #required then return nil end
+  return floor
+end
+"""
+
+_ACKNOWLEDGED = (
+    _FLOOR
+    + """
+local required = {}
+for n = 2, #ARGV do table.insert(required, ARGV[n]) end
+local out = {}
+for i, stream in ipairs(KEYS) do
+  out[i] = {}
+  local floor = floor_of(stream, required)
+  if floor ~= nil then
+    local entries = redis.call('XRANGE', stream, '-', '(' .. floor, 'COUNT', ARGV[1])
+    for _, entry in ipairs(entries) do
+      local fields = entry[2]
+      for j = 1, #fields, 2 do
+        if fields[j] == 'o' then
+          table.insert(out[i], entry[1])
+          table.insert(out[i], fields[j + 1])
+        end
+      end
+    end
+  end
+end
+return out
+"""
+)
+
+# KEYS: streams. ARGV: per stream the first id to keep, then the required groups. Never
+# drops what a group still needs: trims to whichever comes first, that id or the floor.
+_FORGET = (
+    _FLOOR
+    + """
+local required = {}
+for n = #KEYS + 1, #ARGV do table.insert(required, ARGV[n]) end
+for i, stream in ipairs(KEYS) do
+  local floor = floor_of(stream, required)
+  if floor ~= nil then
+    local keep = ARGV[i]
+    if less(floor, keep) then keep = floor end
+    redis.call('XTRIM', stream, 'MINID', keep)
+  end
+end
+return 1
+"""
+)
+
 # KEYS[1] stream. ARGV: group, worker. Claims every pending entry (JUSTID: delivery counts
 # untouched). -> how many
 _CLAIM_ALL = """
@@ -119,6 +204,8 @@ class RedisEventLog(EventLog):
         self._take = client.register_script(_TAKE)
         self._release = client.register_script(_RELEASE)
         self._claim_all = client.register_script(_CLAIM_ALL)
+        self._acknowledged = client.register_script(_ACKNOWLEDGED)
+        self._forget = client.register_script(_FORGET)
 
     def _stream(self, partition: int) -> str:
         return f"{self._prefix}log:{partition}"
@@ -165,31 +252,30 @@ class RedisEventLog(EventLog):
                     raise EpochLost(epoch) from None
                 raise
 
-    async def trim(self) -> int:
-        dropped = 0
+    async def acknowledged(self, limit: int) -> list[Acknowledged]:
+        streams = [self._stream(p) for p in range(self.partitions)]
+        reply = await self._acknowledged(keys=streams, args=[limit, *self._groups])
+        found: list[Acknowledged] = []
+        for partition, entries in enumerate(reply):
+            for i in range(0, len(entries), 2):
+                found.append(Acknowledged(partition, _text(entries[i]), int(entries[i + 1])))
+        return found
+
+    async def forget(self, through: Mapping[int, str]) -> None:
+        if not through:
+            return
+        streams = [self._stream(p) for p in through]
+        keep = [_next_id(log_id) for log_id in through.values()]
+        await self._forget(keys=streams, args=[*keep, *self._groups])
+
+    async def maintain(self) -> None:
         for partition in range(self.partitions):
             stream = self._stream(partition)
-            try:
-                groups = await self._client.xinfo_groups(stream)
-            except ResponseError:
-                continue  # no such stream (yet)
-            names = {_text(g["name"]) for g in groups}
-            if not set(self._groups) <= names:
-                continue  # a group is missing: what it has consumed is unknown
-            floor: str | None = None
-            for group in groups:
-                name = _text(group["name"])
-                if int(group["pending"]):
-                    summary = await self._client.xpending(stream, name)
-                    candidate = _text(summary["min"])
-                else:
-                    candidate = _next_id(_text(group["last-delivered-id"]))
-                if floor is None or _id_key(candidate) < _id_key(floor):
-                    floor = candidate
-                await self._drop_stale_consumers(stream, name)
-            if floor is not None:
-                dropped += int(await self._client.xtrim(stream, minid=floor))
-        return dropped
+            for group in self._groups:
+                try:
+                    await self._drop_stale_consumers(stream, group)
+                except ResponseError:
+                    continue  # no such stream or group (yet)
 
     async def _drop_stale_consumers(self, stream: str, group: str) -> None:
         for consumer in await self._client.xinfo_consumers(stream, group):
@@ -216,6 +302,10 @@ class RedisEventLog(EventLog):
     async def release(self, worker: str, partitions: Sequence[int]) -> None:
         if partitions:
             await self._release(keys=[self._lease(p) for p in partitions], args=[worker])
+
+    async def leave(self, worker: str) -> None:
+        await self._client.zrem(f"{self._prefix}log:workers", worker)
+        await self.release(worker, list(range(self.partitions)))  # only its own go
 
     async def take_over(self, group: str, partition: int, worker: str) -> int:
         try:

@@ -8,8 +8,9 @@ would let two relays append interleaved batches, so a deletion could overtake it
 One batch is one SELECT, one script call and one UPDATE, so one relay keeps up with the
 write rate (BENCHMARKS.md has the figures).
 
-An entry is relayed under the log's current epoch and stays in the outbox until every
-consumer kind has processed it. When the log's epoch changes (it lost its data) the
+An entry is relayed under the log's current epoch and stays open in the outbox until every
+consumer kind has acknowledged it in the log: the relay then completes it (one UPDATE per
+batch) and drops it from the log. When the log's epoch changes (it lost its data) the open
 entries relayed under the old one are simply pending again: nothing committed is lost.
 """
 
@@ -42,8 +43,13 @@ POLL_SECONDS = 1.0
 # A candidate that is not the leader asks again this often: after a leader dies, relaying
 # resumes within about this long.
 LEADER_RETRY_SECONDS = 1.0
-# Completed entries are kept a day for inspection, then purged; the log is trimmed of what
-# every group acknowledged this often.
+# How often the relay looks for entries every group has acknowledged, to complete them and
+# drop them from the log: often enough that "open" in the outbox means in flight.
+SWEEP_SECONDS = 0.25
+# Entries completed per partition per sweep: one UPDATE and one trim each.
+SWEEP_LIMIT = 1000
+# Completed entries are kept a day for inspection, then purged; the log's housekeeping
+# (stale consumer names) runs this often.
 KEEP_COMPLETED = timedelta(days=1)
 MAINTENANCE_SECONDS = 60.0
 
@@ -68,7 +74,9 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_maintenance = 0.0
+        self._last_sweep = 0.0
         self.relayed = 0  # entries appended since start (metrics, tests)
+        self.completed = 0  # entries completed since start
 
     def wake(self) -> None:
         """Called after a transaction that appended events commits."""
@@ -96,15 +104,18 @@ class OutboxRelay:
                     await asyncio.sleep(LEADER_RETRY_SECONDS)
                     continue
                 moved = await self.relay_once()
+                swept = await self._sweep_due()
                 await self._maintain()
             except Exception:  # a database or Redis hiccup must not kill the relay for good
                 log.exception("outbox relay failed; retrying")
                 moved = 0
                 await asyncio.sleep(self._poll)
-            if moved:
+            if moved or swept:
                 continue
+            # Idle: wake on a commit, or in time for the next sweep while entries are open.
+            timeout = SWEEP_SECONDS if self.relayed > self.completed else self._poll
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
+                await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
 
     async def relay_once(self) -> int:
         """Relay one batch under the log's current epoch; returns how many entries moved.
@@ -122,15 +133,36 @@ class OutboxRelay:
         self.relayed += len(entries)
         return len(entries)
 
+    async def _sweep_due(self) -> int:
+        now = time.monotonic()
+        if now - self._last_sweep < SWEEP_SECONDS:
+            return 0
+        self._last_sweep = now
+        return await self.sweep()
+
+    async def sweep(self) -> int:
+        """Complete what every consumer group has acknowledged, then drop it from the log;
+        returns how many entries were completed."""
+        acked = await self._log.acknowledged(SWEEP_LIMIT)
+        if not acked:
+            return 0
+        await self._outbox.complete([a.outbox_id for a in acked], self._now())
+        through: dict[int, str] = {}
+        for entry in acked:  # oldest first per partition: the last one is the highest
+            through[entry.partition] = entry.log_id
+        await self._log.forget(through)
+        self.completed += len(acked)
+        return len(acked)
+
     async def _maintain(self) -> None:
         now = time.monotonic()
         if now - self._last_maintenance < MAINTENANCE_SECONDS:
             return
         self._last_maintenance = now
         purged = await self._outbox.purge_completed(self._now() - KEEP_COMPLETED)
-        trimmed = await self._log.trim()
-        if purged or trimmed:
-            log.info("purged %d completed outbox entries, trimmed %d log entries", purged, trimmed)
+        await self._log.maintain()
+        if purged:
+            log.info("purged %d completed outbox entries", purged)
 
 
 def _routed(entry: OutboxEntry) -> LogEntry:

@@ -78,9 +78,9 @@ class EventWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.gather(*(group.stop(grace_s) for group in self.groups))
-        held, self._held = self._held, set()
+        self._held = set()
         with contextlib.suppress(Exception):
-            await self._log.release(self.worker_id, sorted(held))
+            await self._log.leave(self.worker_id)
         if self.relay is not None:
             await self.relay.stop()
 

@@ -16,8 +16,9 @@ Zulip's send_event(realm, event, users).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, cast
 
 from domain import channel_names
 from domain.events import (
@@ -33,7 +34,7 @@ from domain.events import (
     PostDeleted,
 )
 from domain.models import Notification, NotificationKind
-from domain.ports import FeedStore, Publisher
+from domain.ports import FeedStore, Publisher, Push
 from domain.services.base import Context
 from domain.views import (
     CommentPosted,
@@ -47,24 +48,29 @@ from domain.views import (
 
 
 class Kind(StrEnum):
-    """The consumer kinds, in the order an embedded process runs them: the feed first, so
-    that a live `post.created` never reaches a client before its feed page shows the post."""
+    """The consumer kinds (each is one consumer group of the event log)."""
 
     FEED = "feed"
     NOTIFICATIONS = "notifications"
     LIVE = "live"
 
-    @property
-    def bit(self) -> int:
-        """This kind's bit in an outbox entry's done mask."""
-        return 1 << list(Kind).index(self)
-
-
-ALL_KINDS = sum(kind.bit for kind in Kind)
-
 
 class Consumer(Protocol):
+    """One consumer kind. `handle_batch` gets events in order (a partition's batch, one key's
+    events in commit order) and applies them with as few round trips as it can; `handle` is
+    one event (the same code)."""
+
     async def handle(self, event: DomainEvent) -> None: ...
+
+    async def handle_batch(self, events: Sequence[DomainEvent]) -> None: ...
+
+
+class _Batched:
+    async def handle(self, event: DomainEvent) -> None:
+        await self.handle_batch([event])
+
+    async def handle_batch(self, events: Sequence[DomainEvent]) -> None:
+        raise NotImplementedError
 
 
 async def _audience(ctx: Context, author_id: int) -> list[int]:
@@ -74,158 +80,182 @@ async def _audience(ctx: Context, author_id: int) -> list[int]:
     return [author_id, *(f for f in followers if f not in hidden and f != author_id)]
 
 
-class NotificationConsumer:
-    """like / comment / follow → a notification for the user it concerns."""
+def _notification_of(event: DomainEvent) -> Notification | None:
+    """The notification an event asks for, if any (your own actions never notify you)."""
+    post: int | None
+    comment: int | None
+    match event:
+        case LikeCreated():
+            user, kind, actor = event.post_author_id, "like", event.user_id
+            post, comment = event.post_id, None
+        case CommentCreated():
+            user, kind, actor = event.post_author_id, "comment", event.author_id
+            post, comment = event.post_id, event.comment_id
+        case FollowCreated():
+            user, kind, actor = event.followed_id, "follow", event.follower_id
+            post, comment = None, None
+        case _:
+            return None
+    if user == actor:
+        return None
+    return Notification(
+        id=event.event_id,
+        user_id=user,
+        kind=cast(NotificationKind, kind),
+        actor_id=actor,
+        post_id=post,
+        comment_id=comment,
+        created_at=event.at,
+    )
+
+
+class NotificationConsumer(_Batched):
+    """like / comment / follow → a notification for the user it concerns, its push and the
+    new unread count; a read mark → the new unread count on the user's other devices."""
 
     def __init__(self, ctx: Context, publisher: Publisher, presenter: Presenter) -> None:
         self._ctx = ctx
         self._publisher = publisher
         self._presenter = presenter
 
-    async def handle(self, event: DomainEvent) -> None:
-        match event:
-            case LikeCreated():
-                await self._notify(
-                    event, event.post_author_id, "like", event.user_id, event.post_id, None
-                )
-            case CommentCreated():
-                await self._notify(
-                    event,
-                    event.post_author_id,
-                    "comment",
-                    event.author_id,
-                    event.post_id,
-                    event.comment_id,
-                )
-            case FollowCreated():
-                await self._notify(
-                    event, event.followed_id, "follow", event.follower_id, None, None
-                )
-            case NotificationsRead():
-                await self._push_unread(event.user_id, key=str(event.event_id))
-            case _:
-                pass
-
-    async def _notify(
-        self,
-        event: DomainEvent,
-        user_id: int,
-        kind: NotificationKind,
-        actor_id: int,
-        post_id: int | None,
-        comment_id: int | None,
-    ) -> None:
-        if user_id == actor_id:
-            return  # your own actions never notify you
+    async def handle_batch(self, events: Sequence[DomainEvent]) -> None:
         store = self._ctx.store
-        if await store.relations.blocked_either_way(user_id, actor_id):
+        wanted = [n for n in map(_notification_of, events) if n is not None]
+        blocks = await store.relations.blocks_involving(sorted({n.user_id for n in wanted}))
+        notes = [
+            n
+            for n in wanted
+            if (n.user_id, n.actor_id) not in blocks and (n.actor_id, n.user_id) not in blocks
+        ]
+        if notes:
+            async with store.transaction():
+                await store.notifications.add_many(notes)  # a replay writes nothing
+        # Each user's unread count is pushed once, after the batch, keyed by the last event
+        # that concerned them.
+        last: dict[int, int] = {n.user_id: n.id for n in notes}
+        for event in events:
+            if isinstance(event, NotificationsRead):
+                last[event.user_id] = event.event_id
+        if not last:
             return
-        notification = Notification(
-            id=event.event_id,
-            user_id=user_id,
-            kind=kind,
-            actor_id=actor_id,
-            post_id=post_id,
-            comment_id=comment_id,
-            created_at=event.at,
-        )
-        async with store.transaction():
-            await store.notifications.add(notification)  # a replay writes nothing
+        views = {v.id: v for v in await self._presenter.notifications(notes)}
+        counts = await store.notifications.unread_counts(list(last))
         # Pushed on every delivery, not only the first: if an earlier attempt stored the
-        # row but failed to publish, this one publishes; if it did publish, the key makes
-        # this a no-op.
-        views = await self._presenter.notifications([notification])
-        if views:
-            await self._publisher.publish(
-                channel_names.notifications(user_id),
+        # rows but failed to publish, this one publishes; if it did, the keys make it a no-op.
+        pushes = [
+            Push(
+                channel_names.notifications(n.user_id),
                 "notification.created",
-                views[0],
-                key=str(event.event_id),
+                views[str(n.id)],
+                str(n.id),
             )
-        await self._push_unread(user_id, key=f"{event.event_id}:unread")
+            for n in notes
+            if str(n.id) in views
+        ]
+        pushes += [
+            Push(
+                channel_names.notifications(user_id),
+                "notifications.unread",
+                UnreadCount(counts.get(user_id, 0)),
+                f"{event_id}:unread",
+            )
+            for user_id, event_id in last.items()
+        ]
+        await self._publisher.publish_each(pushes)
 
-    async def _push_unread(self, user_id: int, *, key: str) -> None:
-        count = await self._ctx.store.notifications.unread_count(user_id)
-        await self._publisher.publish(
-            channel_names.notifications(user_id),
-            "notifications.unread",
-            UnreadCount(count),
-            key=key,
-        )
 
-
-class LiveConsumer:
-    """Posts, likes and comments → the channels whose subscribers should see them."""
+class LiveConsumer(_Batched):
+    """Posts, likes, comments and follows → the channels whose subscribers should see them."""
 
     def __init__(self, ctx: Context, publisher: Publisher, presenter: Presenter) -> None:
         self._ctx = ctx
         self._publisher = publisher
         self._presenter = presenter
 
-    async def handle(self, event: DomainEvent) -> None:
-        key = str(event.event_id)
-        match event:
-            case PostCreated():
-                post = await self._ctx.store.posts.get(event.post_id)
-                if post is None or post.deleted_at is not None:
-                    return
-                view = await self._presenter.post(post, None)
-                await self._fan(event.author_id, "post.created", view, key)
-            case PostDeleted():
-                gone = PostGone(str(event.post_id))
-                await self._fan(event.author_id, "post.deleted", gone, key)
-            case LikeCreated() | LikeRemoved():
-                kind = "post.liked" if isinstance(event, LikeCreated) else "post.unliked"
-                data = PostLiked(str(event.post_id), str(event.user_id), event.like_count)
-                await self._publisher.publish(
-                    channel_names.post(event.post_id), kind, data, key=key
-                )
-            case CommentCreated():
-                comment = await self._ctx.store.comments.get(event.comment_id)
-                if comment is None:
-                    return
-                views = await self._presenter.comments([comment])
-                if views:
-                    await self._publisher.publish(
-                        channel_names.post(event.post_id),
-                        "comment.created",
-                        CommentPosted(views[0], event.comment_count),
-                        key=key,
-                    )
-            case FollowCreated():
-                follower = await self._ctx.store.users.get(event.follower_id)
-                if follower is not None:
-                    await self._publisher.publish(
-                        channel_names.user(event.followed_id),
-                        "user.followed",
-                        UserFollowed(str(event.followed_id), UserView.of(follower)),
-                        key=key,
-                    )
-            case _:
-                pass
+    async def handle_batch(self, events: Sequence[DomainEvent]) -> None:
+        store = self._ctx.store
+        # Everything the pushes show, read up front in one query per kind.
+        created = [e.post_id for e in events if isinstance(e, PostCreated)]
+        posts = await store.posts.get_many(created) if created else {}
+        post_views = {v.id: v for v in await self._presenter.posts(list(posts.values()), None)}
+        comment_ids = [e.comment_id for e in events if isinstance(e, CommentCreated)]
+        comments = await store.comments.get_many(comment_ids) if comment_ids else {}
+        comment_views = {v.id: v for v in await self._presenter.comments(list(comments.values()))}
+        follower_ids = [e.follower_id for e in events if isinstance(e, FollowCreated)]
+        followers = await store.users.get_many(follower_ids) if follower_ids else {}
+        audiences: dict[int, list[str]] = {}
 
-    async def _fan(self, author_id: int, kind: str, data: object, key: str) -> None:
-        channels = [channel_names.feed(u) for u in await _audience(self._ctx, author_id)]
-        channels += [channel_names.user(author_id), channel_names.PUBLIC]
-        await self._publisher.publish_many(channels, kind, data, key=key)
+        async def audience(author_id: int) -> list[str]:
+            if author_id not in audiences:
+                feeds = [channel_names.feed(u) for u in await _audience(self._ctx, author_id)]
+                audiences[author_id] = [
+                    *feeds,
+                    channel_names.user(author_id),
+                    channel_names.PUBLIC,
+                ]
+            return audiences[author_id]
+
+        # In event order: single pushes are gathered and sent before each fan-out, so no
+        # channel ever sees two events of the batch swapped.
+        singles: list[Push] = []
+        for event in events:
+            key = str(event.event_id)
+            match event:
+                case PostCreated():
+                    view = post_views.get(str(event.post_id))
+                    if view is None:
+                        continue  # deleted since (or its author is gone): nothing to show
+                    await self._flush(singles)
+                    channels = await audience(event.author_id)
+                    await self._publisher.publish_many(channels, "post.created", view, key=key)
+                case PostDeleted():
+                    await self._flush(singles)
+                    channels = await audience(event.author_id)
+                    gone = PostGone(str(event.post_id))
+                    await self._publisher.publish_many(channels, "post.deleted", gone, key=key)
+                case LikeCreated() | LikeRemoved():
+                    kind = "post.liked" if isinstance(event, LikeCreated) else "post.unliked"
+                    liked = PostLiked(str(event.post_id), str(event.user_id), event.like_count)
+                    singles.append(Push(channel_names.post(event.post_id), kind, liked, key))
+                case CommentCreated():
+                    comment = comment_views.get(str(event.comment_id))
+                    if comment is not None:
+                        posted = CommentPosted(comment, event.comment_count)
+                        channel = channel_names.post(event.post_id)
+                        singles.append(Push(channel, "comment.created", posted, key))
+                case FollowCreated():
+                    follower = followers.get(event.follower_id)
+                    if follower is not None:
+                        followed = UserFollowed(str(event.followed_id), UserView.of(follower))
+                        channel = channel_names.user(event.followed_id)
+                        singles.append(Push(channel, "user.followed", followed, key))
+                case _:
+                    pass
+        await self._flush(singles)
+
+    async def _flush(self, singles: list[Push]) -> None:
+        if singles:
+            await self._publisher.publish_each(list(singles))
+            singles.clear()
 
 
-class FeedConsumer:
+class FeedConsumer(_Batched):
     """Posts → the followers' stored feeds (a no-op for the SQL pull store)."""
 
     def __init__(self, ctx: Context, feed: FeedStore) -> None:
         self._ctx = ctx
         self._feed = feed
 
-    async def handle(self, event: DomainEvent) -> None:
-        match event:
-            case PostCreated():
-                audience = await _audience(self._ctx, event.author_id)
-                await self._feed.fan_out(event.post_id, event.author_id, audience)
-            case PostDeleted():
-                audience = await _audience(self._ctx, event.author_id)
-                await self._feed.retract(event.post_id, event.author_id, audience)
-            case BlockCreated() | FollowRemoved():
-                pass  # read-time filtering covers these; rebuilds pick them up
-            case _:
-                pass
+    async def handle_batch(self, events: Sequence[DomainEvent]) -> None:
+        for event in events:
+            match event:
+                case PostCreated():
+                    audience = await _audience(self._ctx, event.author_id)
+                    await self._feed.fan_out(event.post_id, event.author_id, audience)
+                case PostDeleted():
+                    audience = await _audience(self._ctx, event.author_id)
+                    await self._feed.retract(event.post_id, event.author_id, audience)
+                case BlockCreated() | FollowRemoved():
+                    pass  # read-time filtering covers these; rebuilds pick them up
+                case _:
+                    pass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from domain.events import DomainEvent
 from domain.models import (
@@ -89,6 +89,11 @@ class RelationRepository(Protocol):
         """Users this user blocked or who blocked this user (read-time filtering)."""
         ...
 
+    async def blocks_involving(self, user_ids: Sequence[int]) -> set[tuple[int, int]]:
+        """Every (blocker, blocked) pair where either side is one of `user_ids`: a batch's
+        block checks in one query."""
+        ...
+
     async def followers(self, user_id: int, page: PageRequest) -> list[Edge]: ...
 
     async def following(self, user_id: int, page: PageRequest) -> list[Edge]: ...
@@ -143,6 +148,8 @@ class CommentRepository(Protocol):
 
     async def get(self, comment_id: int) -> Comment | None: ...
 
+    async def get_many(self, comment_ids: Sequence[int]) -> dict[int, Comment]: ...
+
     async def by_post(self, post_id: int, page: PageRequest) -> list[Comment]: ...
 
 
@@ -151,9 +158,17 @@ class NotificationRepository(Protocol):
         """False when a notification with this id exists (a replayed event)."""
         ...
 
+    async def add_many(self, notifications: Sequence[Notification]) -> None:
+        """`add` for a batch, in one statement; existing ids are left as they are."""
+        ...
+
     async def page(self, user_id: int, page: PageRequest) -> list[Notification]: ...
 
     async def unread_count(self, user_id: int) -> int: ...
+
+    async def unread_counts(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """`unread_count` of many users in one query (0s included)."""
+        ...
 
     async def mark_read(self, user_id: int, up_to_id: int | None, at: datetime) -> int:
         """Mark unread ones (all, or with id <= up_to_id) read; returns how many."""
@@ -189,38 +204,39 @@ class Outbox(Protocol):
 
 
 class OutboxReader(Protocol):
-    """The event path's side of the outbox: the relay and the consumer kinds.
+    """The event path's side of the outbox: the relay, the consumer kinds, the operator.
 
-    An entry stays until every consumer kind has processed it (`mark_done` with each
-    kind's bit): the outbox, not the event log, is the record. An entry relayed under an
-    epoch the log no longer has (it lost its data) is pending again."""
+    An entry stays open until every consumer kind has processed it (the relay sees every
+    kind's acknowledgement in the event log, then `complete`s it): the outbox, not the log,
+    is the record. An entry relayed under an epoch the log no longer has (it lost its data)
+    is pending again."""
 
     async def pending(self, epoch: str, limit: int) -> list[OutboxEntry]:
-        """Entries not done by every kind and not relayed under `epoch`, in relay order
-        (the order their transactions appended them)."""
+        """Open entries not relayed under `epoch`, in relay order (the order their
+        transactions appended them)."""
         ...
 
     async def mark_relayed(self, outbox_ids: Sequence[int], epoch: str, at: datetime) -> None: ...
 
-    async def mark_done(
-        self, outbox_ids: Sequence[int], kind_bit: int, all_kinds: int, at: datetime
-    ) -> None:
-        """Record that one consumer kind processed these entries; an entry done by every
-        kind (`all_kinds`) is complete and only waits to be purged."""
+    async def complete(self, outbox_ids: Sequence[int], at: datetime) -> None:
+        """Every consumer kind has processed these: they only wait to be purged."""
         ...
 
-    async def dead_letter(self, letter: DeadLetter, kind_bit: int, all_kinds: int) -> None:
-        """Record a dead letter and mark its entry done for that kind (the rest flow on)."""
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        """Record (or update) a dead letter; its kind moves on without it."""
         ...
 
     async def dead_letters(self, kind: str | None = None, limit: int = 100) -> list[DeadLetter]: ...
 
-    async def replay(self, outbox_id: int, kind: str, kind_bit: int) -> bool:
-        """Hand a dead letter back to its kind: the entry is pending again (the other kinds
-        see it once more and, being idempotent, change nothing). False if there is none."""
+    async def replay(self, outbox_id: int, kind: str) -> bool:
+        """Hand a dead letter back: the entry is open and pending again, so every kind sees
+        it once more (the kinds that did it already are idempotent and change nothing).
+        False if there is no such dead letter."""
         ...
 
-    async def purge_completed(self, older_than: datetime) -> int: ...
+    async def purge_completed(self, older_than: datetime) -> int:
+        """Delete completed entries older than that, dead letters' entries excepted."""
+        ...
 
 
 class Leadership(Protocol):
@@ -354,6 +370,15 @@ class ImageProcessor(Protocol):
 # --- live ------------------------------------------------------------------------------------
 
 
+class Push(NamedTuple):
+    """One event for one channel (see Publisher)."""
+
+    channel: str
+    event_type: str
+    data: Any
+    key: str
+
+
 class Publisher(Protocol):
     """Live pushes. Channels are internal names (`feed:{user_id}`, `notifications:{user_id}`,
     `post:{id}`, `user:{id}`, `public`); `data` is a msgspec Struct or JSON-able value, sent
@@ -366,6 +391,11 @@ class Publisher(Protocol):
         self, channels: Sequence[str], event_type: str, data: Any, *, key: str
     ) -> None:
         """The same event on many channels (a post's fan-out): encoded once."""
+        ...
+
+    async def publish_each(self, pushes: Sequence[Push]) -> None:
+        """Different events on their channels, in order, in as few round trips as the
+        backend allows (a consumer's batch)."""
         ...
 
 

@@ -9,7 +9,6 @@ import sys
 
 import msgspec
 
-from domain.consumers import Kind
 from domain.models import DeadLetter
 from server.settings import Settings
 
@@ -63,7 +62,7 @@ async def _replay(settings: Settings, kind: str | None, ids: list[int] | None) -
         for letter in letters:
             if ids is not None and letter.outbox_id not in ids:
                 continue
-            if await reader.replay(letter.outbox_id, letter.kind, Kind(letter.kind).bit):
+            if await reader.replay(letter.outbox_id, letter.kind):
                 replayed += 1
     finally:
         await storage.close()

@@ -70,16 +70,27 @@ class SqlOutbox:
 
 
 class SqlOutboxReader:
-    """OutboxReader: the relay's and the consumer kinds' side."""
+    """OutboxReader: the relay's, the consumer kinds' and the operator's side."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # The log epoch this reader last relayed under (None: not yet, in this process).
+        self._epoch: str | None = None
 
     async def pending(self, epoch: str, limit: int) -> list[OutboxEntry]:
+        if epoch != self._epoch:
+            # A log we have not relayed to from here (a new process, or the log lost its
+            # data): what was relayed elsewhere and is not done is to be sent again. Once
+            # per epoch change, so the read below stays on its small index.
+            await self._db.execute(
+                "UPDATE outbox SET relay_epoch = NULL WHERE completed_at IS NULL "
+                "AND relay_epoch IS NOT NULL AND relay_epoch <> {}",
+                epoch,
+            )
+            self._epoch = epoch
         rows = await self._db.fetch(
-            "SELECT id, event FROM outbox WHERE completed_at IS NULL "
-            "AND (relay_epoch IS NULL OR relay_epoch <> {}) ORDER BY seq LIMIT {}",
-            epoch,
+            "SELECT id, event FROM outbox WHERE relay_epoch IS NULL AND completed_at IS NULL "
+            "ORDER BY seq LIMIT {}",
             limit,
         )
         return [OutboxEntry(int(row["id"]), bytes(row["event"])) for row in rows]
@@ -97,41 +108,32 @@ class SqlOutboxReader:
             *ids,
         )
 
-    async def mark_done(
-        self, outbox_ids: Sequence[int], kind_bit: int, all_kinds: int, at: datetime
-    ) -> None:
+    async def complete(self, outbox_ids: Sequence[int], at: datetime) -> None:
         ids = list(dict.fromkeys(outbox_ids))
         if not ids:
             return
-        # One statement, so two kinds finishing the same entries at once cannot lose a bit.
         await self._db.execute(
             compose(
-                "UPDATE outbox SET done = done | {}, completed_at = CASE WHEN (done | {}) = {}",
-                "THEN {} ELSE completed_at END WHERE id IN",
+                "UPDATE outbox SET completed_at = {} WHERE completed_at IS NULL AND id IN",
                 in_list(ids),
             ),
-            kind_bit,
-            kind_bit,
-            all_kinds,
             at,
             *ids,
         )
 
-    async def dead_letter(self, letter: DeadLetter, kind_bit: int, all_kinds: int) -> None:
-        async with self._db.transaction():
-            await self._db.execute(
-                "INSERT INTO dead_letters (id, outbox_id, kind, attempts, error, failed_at) "
-                "VALUES ({}, {}, {}, {}, {}, {}) ON CONFLICT (outbox_id, kind) DO UPDATE "
-                "SET attempts = excluded.attempts, error = excluded.error, "
-                "failed_at = excluded.failed_at",
-                secrets.randbits(62),
-                letter.outbox_id,
-                letter.kind,
-                letter.attempts,
-                letter.error,
-                letter.failed_at,
-            )
-            await self.mark_done([letter.outbox_id], kind_bit, all_kinds, letter.failed_at)
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        await self._db.execute(
+            "INSERT INTO dead_letters (id, outbox_id, kind, attempts, error, failed_at) "
+            "VALUES ({}, {}, {}, {}, {}, {}) ON CONFLICT (outbox_id, kind) DO UPDATE "
+            "SET attempts = excluded.attempts, error = excluded.error, "
+            "failed_at = excluded.failed_at",
+            secrets.randbits(62),
+            letter.outbox_id,
+            letter.kind,
+            letter.attempts,
+            letter.error,
+            letter.failed_at,
+        )
 
     async def dead_letters(self, kind: str | None = None, limit: int = 100) -> list[DeadLetter]:
         sql = (
@@ -156,7 +158,7 @@ class SqlOutboxReader:
             for row in rows
         ]
 
-    async def replay(self, outbox_id: int, kind: str, kind_bit: int) -> bool:
+    async def replay(self, outbox_id: int, kind: str) -> bool:
         async with self._db.transaction():
             gone = await self._db.fetch(
                 "DELETE FROM dead_letters WHERE outbox_id = {} AND kind = {} RETURNING id",
@@ -168,9 +170,7 @@ class SqlOutboxReader:
             # Pending again: the relay re-sends it; the kinds that did it already are
             # idempotent, the one that gave up tries again.
             await self._db.execute(
-                "UPDATE outbox SET done = done & {}, completed_at = NULL, relay_epoch = NULL "
-                "WHERE id = {}",
-                ~kind_bit,  # every bit but this kind's (two's complement)
+                "UPDATE outbox SET completed_at = NULL, relay_epoch = NULL WHERE id = {}",
                 outbox_id,
             )
         return True

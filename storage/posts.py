@@ -175,6 +175,15 @@ class SqlCommentRepository:
         )
         return None if row is None else to_comment(row)
 
+    async def get_many(self, comment_ids: Sequence[int]) -> dict[int, Comment]:
+        ids = list(dict.fromkeys(comment_ids))
+        if not ids:
+            return {}
+        rows = await self._db.fetch(
+            compose("SELECT", COMMENT_COLUMNS, "FROM comments WHERE id IN", in_list(ids)), *ids
+        )
+        return {comment.id: comment for comment in map(to_comment, rows)}
+
     async def by_post(self, post_id: int, page: PageRequest) -> list[Comment]:
         sql, args = paged(
             compose("SELECT", COMMENT_COLUMNS, "FROM comments WHERE post_id = {}"),

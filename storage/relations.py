@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from domain.models import Edge, Relationship
 from domain.pagination import PageRequest
-from storage.db import Database
+from storage.db import Database, compose, in_list
 from storage.rows import newest_first, paged, to_edge
 
 
@@ -97,6 +98,22 @@ class SqlRelationRepository:
             user_id,
         )
         return {int(row["other"]) for row in rows}
+
+    async def blocks_involving(self, user_ids: Sequence[int]) -> set[tuple[int, int]]:
+        ids = list(dict.fromkeys(user_ids))
+        if not ids:
+            return set()
+        rows = await self._db.fetch(
+            compose(
+                "SELECT blocker_id, blocked_id FROM blocks WHERE blocker_id IN",
+                in_list(ids),
+                "UNION SELECT blocker_id, blocked_id FROM blocks WHERE blocked_id IN",
+                in_list(ids),
+            ),
+            *ids,
+            *ids,
+        )
+        return {(int(row["blocker_id"]), int(row["blocked_id"])) for row in rows}
 
     async def followers(self, user_id: int, page: PageRequest) -> list[Edge]:
         sql, args = paged(

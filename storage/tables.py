@@ -127,9 +127,8 @@ class Outbox(Table, tablename="outbox"):
     # The event log epoch it was last relayed under (NULL: not yet); an entry relayed
     # under an epoch the log no longer has is pending again.
     relay_epoch = Text(null=True, default=None)
-    # One bit per consumer kind that has processed it (domain.consumers.Kind.bit).
-    done = Integer(default=0)
-    # When the last kind finished; completed entries are purged after a day.
+    # When every consumer kind had processed it (each acknowledged it in the event log);
+    # completed entries are purged after a day.
     completed_at = Timestamptz(null=True, default=None)
 
 

@@ -7,6 +7,7 @@ missing service must never turn into a silently green run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -93,3 +94,36 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
     with start(tmp_path) as server:
         yield server
+
+
+# A test that runs this long is stuck, not slow: print what every asyncio task is waiting
+# on (faulthandler only shows the event loop's select), then let the test go on.
+STUCK_AFTER_S = 240.0
+
+
+@pytest.fixture(autouse=True)
+def _report_stuck_tasks(request: pytest.FixtureRequest) -> Iterator[None]:
+    import asyncio
+    import gc
+    import sys
+    import threading
+
+    def report() -> None:
+        print(f"\n--- {request.node.nodeid} stuck for {STUCK_AFTER_S:.0f} s ---", file=sys.stderr)
+        loops = [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, asyncio.AbstractEventLoop) and o.is_running()
+        ]
+        for loop in loops:
+            with contextlib.suppress(RuntimeError):  # the set changed under us: try once more
+                for task in list(asyncio.all_tasks(loop)):
+                    task.print_stack(limit=12, file=sys.stderr)
+
+    timer = threading.Timer(STUCK_AFTER_S, report)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,7 +47,12 @@ class Recorder:
         if left:
             self.fail_times[event.event_id] = left - 1
             raise RuntimeError(f"{self.kind} cannot handle {event.event_id} yet")
-        self.handled.append(event.event_id)
+        if event.event_id not in self.handled:  # idempotent, as real consumers are
+            self.handled.append(event.event_id)
+
+    async def handle_batch(self, events: Sequence[DomainEvent]) -> None:
+        for event in events:
+            await self.handle(event)
 
 
 @dataclass
@@ -185,7 +190,7 @@ async def test_a_poison_event_becomes_a_dead_letter_and_the_rest_flow_on(path: P
     assert "cannot handle 2" in letters[0].error
     # The operator fixes the cause and replays: the kind that gave up handles it now.
     notifications.fail_times.clear()
-    assert await path.storage.outbox_reader.replay(2, "notifications", Kind.NOTIFICATIONS.bit)
+    assert await path.storage.outbox_reader.replay(2, "notifications")
     worker.wake()
     await path.settled()
     assert notifications.handled == [1, 3, 2]
@@ -231,6 +236,9 @@ class Hanging:
     async def handle(self, event: DomainEvent) -> None:
         self.started.append(event.event_id)
         await asyncio.Event().wait()
+
+    async def handle_batch(self, events: Sequence[DomainEvent]) -> None:
+        await self.handle(events[0])
 
 
 async def test_two_workers_share_the_work_and_a_dead_ones_entries_are_taken_over(

@@ -146,20 +146,29 @@ async def test_a_read_waits_for_new_entries(el: Log) -> None:
     assert [d.outbox_id for d in got] == [1]
 
 
-async def test_trim_drops_only_what_every_group_acknowledged(el: Log) -> None:
+async def test_only_what_every_group_acknowledged_is_complete_and_forgotten(el: Log) -> None:
     await el.log.append(el.epoch, entries([8, 8, 8]))
+    partition = partition_of(8, PARTITIONS)
+    assert await el.log.acknowledged(100) == []  # nobody has read anything yet
     for group in GROUPS:
         got = await read_all(el.log, group, "w1")
-        # live leaves the last entry unacknowledged
-        done = got if group != "live" else got[:2]
+        done = got if group != "live" else got[:2]  # live still holds the last one
         for d in done:
             await el.log.ack(group, d.partition, [d.log_id])
-    await el.log.trim()
-    # The entry live still holds is kept and can be read again.
+    acked = await el.log.acknowledged(100)
+    assert [(a.partition, a.outbox_id) for a in acked] == [(partition, 1), (partition, 2)]
+    assert len(await el.log.acknowledged(1)) == 1  # the limit holds
+    # Forgetting through the entry live still holds drops only what everyone acknowledged.
+    held = next(d for d in await read_all(el.log, "live", "w1", PENDING) if d.outbox_id == 3)
+    await el.log.forget({partition: held.log_id})
+    assert await el.log.acknowledged(100) == []
+    # What live still holds was not dropped: it is read again, then completes too.
     [kept] = await read_all(el.log, "live", "w1", PENDING)
     assert kept.outbox_id == 3
     await el.log.ack("live", kept.partition, [kept.log_id])
-    await el.log.trim()
+    assert [a.outbox_id for a in await el.log.acknowledged(100)] == [3]
+    await el.log.forget({partition: kept.log_id})
+    assert await el.log.acknowledged(100) == []
     await el.log.append(el.epoch, entries([8], start=4))
     for group in GROUPS:
         assert [d.outbox_id for d in await read_all(el.log, group, "w1")] == [4]
@@ -198,3 +207,14 @@ async def test_a_released_partition_is_free_at_once(el: Log) -> None:
     await el.log.release("w1", [0, 1])
     await el.log.release("w2", [2])  # not w2's: nothing happens
     assert await el.log.assignment("w2") == {0, 1}
+
+
+async def test_a_worker_that_leaves_frees_its_share_at_once(el: Log) -> None:
+    await el.log.assignment("stays")
+    await el.log.assignment("leaves")
+    stays = await el.log.assignment("stays")  # two live workers: it gives half back
+    await el.log.release("stays", sorted(set(range(PARTITIONS)) - stays))
+    assert len(await el.log.assignment("leaves")) == PARTITIONS // 2
+    await el.log.leave("leaves")
+    # One live worker again, and nothing held by the one that left.
+    assert await el.log.assignment("stays") == set(range(PARTITIONS))

@@ -21,7 +21,6 @@ from typing import Any
 
 import msgspec
 
-from domain.consumers import ALL_KINDS
 from domain.errors import Conflict, Unauthorized, UnsupportedMedia
 from domain.events import DomainEvent, decode_event, encode_event
 from domain.models import (
@@ -46,6 +45,7 @@ from domain.ports import (
     NotificationRepository,
     Outbox,
     PostRepository,
+    Push,
     RefreshTokenRepository,
     RelationRepository,
     UserRepository,
@@ -89,9 +89,9 @@ class _State:
     notifications: dict[int, Notification] = dataclasses.field(default_factory=dict)
     media: dict[int, Media] = dataclasses.field(default_factory=dict)
     refresh_tokens: dict[str, RefreshToken] = dataclasses.field(default_factory=dict)
-    # outbox id (= event id) -> (encoded event, relay epoch, done bits); insertion order is
+    # outbox id (= event id) -> (encoded event, relay epoch, completed); insertion order is
     # relay order (dicts keep it)
-    outbox: dict[int, tuple[bytes, str | None, int]] = dataclasses.field(default_factory=dict)
+    outbox: dict[int, tuple[bytes, str | None, bool]] = dataclasses.field(default_factory=dict)
 
     def snapshot(self) -> _State:
         return _State(**{f.name: type(v)(v) for f, v in _fields(self)})
@@ -227,6 +227,11 @@ class FakeRelations(_Repo):
             a for (a, b) in self._s.blocks if b == user_id
         }
 
+    async def blocks_involving(self, user_ids: Sequence[int]) -> set[tuple[int, int]]:
+        self._read("blocks_involving")
+        ids = set(user_ids)
+        return {(a, b) for (a, b) in self._s.blocks if a in ids or b in ids}
+
     async def followers(self, user_id: int, page: PageRequest) -> list[Edge]:
         self._read("followers")
         pairs = {e: f for (f, t), e in self._s.follows.items() if t == user_id}
@@ -333,6 +338,10 @@ class FakeComments(_Repo):
         self._read("get")
         return self._s.comments.get(comment_id)
 
+    async def get_many(self, comment_ids: Sequence[int]) -> dict[int, Comment]:
+        self._read("get_many")
+        return {i: self._s.comments[i] for i in comment_ids if i in self._s.comments}
+
     async def by_post(self, post_id: int, page: PageRequest) -> list[Comment]:
         self._read("by_post")
         ids = sorted(
@@ -356,11 +365,24 @@ class FakeNotifications(_Repo):
         )
         return [self._s.notifications[i] for i in apply_page(ids, page)]
 
+    async def add_many(self, notifications: Sequence[Notification]) -> None:
+        self._write("add_many")
+        for n in notifications:
+            self._s.notifications.setdefault(n.id, n)
+
     async def unread_count(self, user_id: int) -> int:
         self._read("unread_count")
         return sum(
             1 for n in self._s.notifications.values() if n.user_id == user_id and n.read_at is None
         )
+
+    async def unread_counts(self, user_ids: Sequence[int]) -> dict[int, int]:
+        self._read("unread_counts")
+        counts = dict.fromkeys(user_ids, 0)
+        for n in self._s.notifications.values():
+            if n.user_id in counts and n.read_at is None:
+                counts[n.user_id] += 1
+        return counts
 
     async def mark_read(self, user_id: int, up_to_id: int | None, at: datetime) -> int:
         self._write("mark_read")
@@ -422,8 +444,8 @@ class FakeRefreshTokens(_Repo):
 
 
 class FakeOutbox(_Repo):
-    """Both sides: the writer's Outbox and the event path's OutboxReader (one process, so it
-    always leads). Dead letters live beside it, as in the real store."""
+    """Both sides: the writer's Outbox and the event path's OutboxReader. Dead letters live
+    beside it, as in the real store."""
 
     def __init__(self, store: FakeStore) -> None:
         super().__init__(store)
@@ -433,51 +455,42 @@ class FakeOutbox(_Repo):
         self._write("append")
         for event in events:
             assert event.event_id not in self._s.outbox, "event id reused"
-            self._s.outbox[event.event_id] = (encode_event(event), None, 0)
-
-    async def lead(self, on_commit: Any) -> bool:
-        return True
-
-    async def resign(self) -> None:
-        return None
+            self._s.outbox[event.event_id] = (encode_event(event), None, False)
 
     async def pending(self, epoch: str, limit: int) -> list[OutboxEntry]:
         self._read("pending")
         open_ = [
             OutboxEntry(i, data)
-            for i, (data, relayed, done) in self._s.outbox.items()
-            if done != ALL_KINDS and relayed != epoch
+            for i, (data, relayed, completed) in self._s.outbox.items()
+            if not completed and relayed != epoch
         ]
         return open_[:limit]
 
     async def mark_relayed(self, outbox_ids: Sequence[int], epoch: str, at: datetime) -> None:
         for i in outbox_ids:
-            data, _, done = self._s.outbox[i]
-            self._s.outbox[i] = (data, epoch, done)
+            data, _, completed = self._s.outbox[i]
+            self._s.outbox[i] = (data, epoch, completed)
 
-    async def mark_done(
-        self, outbox_ids: Sequence[int], kind_bit: int, all_kinds: int, at: datetime
-    ) -> None:
+    async def complete(self, outbox_ids: Sequence[int], at: datetime) -> None:
         for i in outbox_ids:
-            data, relayed, done = self._s.outbox[i]
-            self._s.outbox[i] = (data, relayed, done | kind_bit)
+            data, relayed, _ = self._s.outbox[i]
+            self._s.outbox[i] = (data, relayed, True)
 
-    async def dead_letter(self, letter: DeadLetter, kind_bit: int, all_kinds: int) -> None:
+    async def dead_letter(self, letter: DeadLetter) -> None:
         self.dead[(letter.outbox_id, letter.kind)] = letter
-        await self.mark_done([letter.outbox_id], kind_bit, all_kinds, letter.failed_at)
 
     async def dead_letters(self, kind: str | None = None, limit: int = 100) -> list[DeadLetter]:
         return [d for (_, k), d in sorted(self.dead.items()) if kind in (None, k)][:limit]
 
-    async def replay(self, outbox_id: int, kind: str, kind_bit: int) -> bool:
+    async def replay(self, outbox_id: int, kind: str) -> bool:
         if self.dead.pop((outbox_id, kind), None) is None:
             return False
-        data, _, done = self._s.outbox[outbox_id]
-        self._s.outbox[outbox_id] = (data, None, done & ~kind_bit)
+        data, _, _ = self._s.outbox[outbox_id]
+        self._s.outbox[outbox_id] = (data, None, False)
         return True
 
     async def purge_completed(self, older_than: datetime) -> int:
-        done = [i for i, (_, _, bits) in self._s.outbox.items() if bits == ALL_KINDS]
+        done = [i for i, (_, _, completed) in self._s.outbox.items() if completed]
         for i in done:
             del self._s.outbox[i]
         return len(done)
@@ -647,6 +660,10 @@ class FakePublisher:
         for channel in channels:
             await self.publish(channel, event_type, data, key=key)
 
+    async def publish_each(self, pushes: Sequence[Push]) -> None:
+        for push in pushes:
+            await self.publish(push.channel, push.event_type, push.data, key=push.key)
+
     def on(self, channel: str) -> list[Published]:
         return [p for p in self.published if p.channel == channel]
 
@@ -740,13 +757,13 @@ class FakeImageProcessor:
 
 
 async def relay(store: FakeStore, consumers: Sequence[Any], *, at: datetime) -> int:
-    """Deliver what is pending, in relay order, to `consumers` (in that order), and mark it
-    done by every kind: the event path's effect, without its machinery (that is tested on
-    real storage in tests/channels). Returns how many events moved."""
+    """Deliver what is pending, in relay order, to `consumers` (in that order), and complete
+    it: the event path's effect, without its machinery (that is tested on real storage in
+    tests/channels). Returns how many events moved."""
     pending = await store.outbox_reader.pending("fake", 1000)
     for entry in pending:
         event = decode_event(entry.event)
         for consumer in consumers:
             await consumer.handle(event)
-    await store.outbox_reader.mark_done([e.id for e in pending], ALL_KINDS, ALL_KINDS, at)
+    await store.outbox_reader.complete([e.id for e in pending], at)
     return len(pending)

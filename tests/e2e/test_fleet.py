@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,19 @@ def test_a_second_embedded_server_on_one_database_refuses_to_start(
 
 def _secret(env: dict[str, str]) -> dict[str, str]:
     return {"PLAZA_SECRET_KEY": env["PLAZA_SECRET_KEY"]}
+
+
+def test_sigterm_hands_a_workers_partitions_back_at_once(fleet: Fleet) -> None:
+    first, second = fleet.workers
+    started = time.monotonic()
+    assert first.stop(timeout=20) == 0  # SIGTERM: finish what it holds, hand it back
+    stopped = time.monotonic() - started
+    assert stopped < 15, f"took {stopped:.1f} s to stop"
+    assert "stopped" in first.log()
+    # The survivor takes every partition well before a dead worker's leases would expire
+    # (10 s): they were released, not abandoned.
+    everything = "consumes partitions " + str(list(range(16)))
+    deadline = time.monotonic() + 5
+    while not second.log().rstrip().splitlines()[-1].endswith(everything):
+        assert time.monotonic() < deadline, second.log()
+        time.sleep(0.1)

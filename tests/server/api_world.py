@@ -117,7 +117,7 @@ class Api:
         """Make every outbox entry pending again, as after a crash between side effects and
         acknowledgement: the next drain delivers each event once more."""
         await self.services.storage.db.execute(
-            "UPDATE outbox SET done = 0, completed_at = NULL, relay_epoch = NULL"
+            "UPDATE outbox SET completed_at = NULL, relay_epoch = NULL"
         )
         self.app.state.worker.wake()
 

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 from storage_helpers import at, make_post
 
-from domain.consumers import Kind
 from domain.errors import NotFound
 from domain.events import PostCreated, decode_event, encode_event
 from domain.models import Comment, DeadLetter, Media, Notification
@@ -198,7 +197,7 @@ async def test_outbox_keeps_commit_order_and_wakes_after_commit(storage: Storage
     assert [e.id for e in await reader.pending("e1", 2)] == [3, 1]
 
 
-async def test_outbox_entries_stay_until_every_kind_is_done(storage: Storage) -> None:
+async def test_outbox_entries_stay_open_until_completed(storage: Storage) -> None:
     store, reader = storage.store, storage.outbox_reader
     async with store.transaction():
         await store.outbox.append(
@@ -206,21 +205,21 @@ async def test_outbox_entries_stay_until_every_kind_is_done(storage: Storage) ->
         )
     await reader.mark_relayed([1, 2], "e1", at(10))
     assert [e.id for e in await reader.pending("e1", 10)] == [3]
-    # The log lost its data (a new epoch): everything not done is pending again.
+    # The log lost its data (a new epoch): everything open is pending again.
     assert [e.id for e in await reader.pending("e2", 10)] == [1, 2, 3]
+    await reader.mark_relayed([1, 2, 3], "e2", at(11))
+    assert await reader.pending("e2", 10) == []
 
-    all_kinds = Kind.FEED.bit | Kind.NOTIFICATIONS.bit | Kind.LIVE.bit
-    for kind in Kind:
-        await reader.mark_done([1], kind.bit, all_kinds, at(20))
-    await reader.mark_done([2], Kind.FEED.bit, all_kinds, at(20))
-    await reader.mark_done([2], Kind.FEED.bit, all_kinds, at(21))  # twice: the same
-    assert [e.id for e in await reader.pending("e2", 10)] == [2, 3]
+    await reader.complete([1], at(20))
+    await reader.complete([1], at(25))  # twice: the first completion stands
     assert await reader.open_count() == 2
+    # A later epoch re-sends only what is still open.
+    assert [e.id for e in await reader.pending("e3", 10)] == [2, 3]
 
     # Completed entries are purged after the window, open ones never.
     assert await reader.purge_completed(at(19)) == 0
     assert await reader.purge_completed(at(30)) == 1
-    assert [e.id for e in await reader.pending("e2", 10)] == [2, 3]
+    assert [e.id for e in await reader.pending("e3", 10)] == [2, 3]
 
 
 async def test_dead_letters_are_kept_listed_and_replayed(storage: Storage) -> None:
@@ -228,8 +227,7 @@ async def test_dead_letters_are_kept_listed_and_replayed(storage: Storage) -> No
     event = PostCreated(event_id=7, at=at(1), post_id=70, author_id=1)
     async with store.transaction():
         await store.outbox.append([event])
-    all_kinds = Kind.FEED.bit | Kind.NOTIFICATIONS.bit | Kind.LIVE.bit
-    await reader.mark_done([7], Kind.FEED.bit | Kind.NOTIFICATIONS.bit, all_kinds, at(2))
+    await reader.mark_relayed([7], "e1", at(1))
     letter = DeadLetter(
         outbox_id=7,
         kind="live",
@@ -238,20 +236,19 @@ async def test_dead_letters_are_kept_listed_and_replayed(storage: Storage) -> No
         failed_at=at(3),
         event=encode_event(event),
     )
-    await reader.dead_letter(letter, Kind.LIVE.bit, all_kinds)
-    await reader.dead_letter(letter, Kind.LIVE.bit, all_kinds)  # recorded once
-    assert await reader.open_count() == 0  # the rest flow on
+    await reader.dead_letter(letter)
+    await reader.dead_letter(letter)  # recorded once
+    await reader.complete([7], at(4))  # every group acknowledged it: the rest flow on
+    assert await reader.open_count() == 0
     assert await reader.dead_letters() == [letter]
     assert await reader.dead_letters("feed") == []
     # A dead letter keeps its entry from being purged.
     assert await reader.purge_completed(at(100)) == 0
 
-    assert await reader.replay(7, "live", Kind.LIVE.bit)
-    assert not await reader.replay(7, "live", Kind.LIVE.bit)  # nothing left to replay
+    assert await reader.replay(7, "live")
+    assert not await reader.replay(7, "live")  # nothing left to replay
     assert await reader.dead_letters() == []
-    assert [e.id for e in await reader.pending("e1", 10)] == [7]
-    await reader.mark_done([7], Kind.LIVE.bit, all_kinds, at(4))
-    assert await reader.open_count() == 0
+    assert [e.id for e in await reader.pending("e1", 10)] == [7]  # open and pending again
 
 
 async def test_rolled_back_transaction_persists_nothing_and_wakes_nobody(
