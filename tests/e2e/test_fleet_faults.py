@@ -95,8 +95,13 @@ async def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(fleet: Fleet
             r = await http.post(f"{server.api}/posts/{posts[-1]}/likes", headers=fan.auth)
             assert r.status_code == 200
             likes += 1
-            if n == 15:
+            if n == 12:
                 fleet.workers[0].kill9()  # whatever it held is taken over
+            if n == 24:
+                # A fresh worker joins and the other original dies too: whichever of the
+                # two was the relay's leader has been killed by now.
+                fleet.add_worker()
+                fleet.workers[1].kill9()
         await settled(fleet)
         for ws in sockets:
             pushes = await collect(ws, 2.0)
