@@ -366,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     lat.add_argument("--posts", type=int, default=20)
     lat.add_argument("--rate", type=float, default=2.0)
     lat.add_argument("--time-limit", type=float, default=900.0)
-    parser.add_argument("--out", type=Path, help="write the JSON result here too")
+    for scenario in (tp, lat):
+        scenario.add_argument("--out", type=Path, help="write the JSON result here too")
     args = parser.parse_args(argv)
     if args.scenario == "throughput":
         result = throughput(args.events, args.repeats, args.timeout, args.worker_cpu)
