@@ -151,7 +151,7 @@ async def _wait_balanced(prefix: str, workers: int, timeout: float = 30.0) -> fl
     try:
         while time.perf_counter() - start < timeout:
             owners = await client.mget([f"{prefix}log:lease:{p}" for p in range(PARTITIONS)])
-            counts: dict[bytes, int] = {}
+            counts: dict[bytes | str, int] = {}
             for owner in owners:
                 if owner is not None:
                     counts[owner] = counts.get(owner, 0) + 1
