@@ -42,46 +42,18 @@ if __package__ in (None, ""):
 
 import asyncpg
 
-from bench.common import machine_info, proc_cpu_seconds
+from bench.common import (
+    REDIS_URL,
+    create_database,
+    drop_database,
+    drop_redis_prefix,
+    machine_info,
+    proc_cpu_seconds,
+)
 from bench.ws_latency import measure
 from domain.events import LikeCreated, encode_event
 from domain.ids import SnowflakeIds
 from tests.support.fleet import Fleet, base_env, running_fleet
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-async def _create_database() -> str:
-    name = f"plaza_bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
-
-
-async def _drop_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-async def _drop_redis_prefix(prefix: str) -> None:
-    import redis.asyncio as redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
-        for start in range(0, len(keys), 1000):
-            await client.delete(*keys[start : start + 1000])
-    finally:
-        await client.aclose()
-
 
 # --- throughput -------------------------------------------------------------------------
 
@@ -200,7 +172,7 @@ async def _throughput_once(
     from domain.consumers import Kind
     from storage.factory import open_storage
 
-    url = await _create_database()
+    url = await create_database()
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
     tmp = tempfile.TemporaryDirectory(prefix="plaza-bench-")
     fleet = Fleet(Path(tmp.name), base_env(url, REDIS_URL, prefix))
@@ -267,8 +239,8 @@ async def _throughput_once(
         if storage is not None:
             await storage.close()
         tmp.cleanup()
-        await _drop_database(url)
-        await _drop_redis_prefix(prefix)
+        await drop_database(url)
+        await drop_redis_prefix(prefix)
     steady = (
         events * 0.8 / (p90 - p10) if p10 is not None and p90 is not None and p90 > p10 else None
     )
@@ -314,7 +286,7 @@ def throughput(
 
 
 def latency(followers: int, posts: int, rate: float, time_limit: float) -> dict[str, Any]:
-    url = asyncio.run(_create_database())
+    url = asyncio.run(create_database())
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
     try:
         with (
@@ -343,8 +315,8 @@ def latency(followers: int, posts: int, rate: float, time_limit: float) -> dict[
 
             result = asyncio.run(bounded())
     finally:
-        asyncio.run(_drop_database(url))
-        asyncio.run(_drop_redis_prefix(prefix))
+        asyncio.run(drop_database(url))
+        asyncio.run(drop_redis_prefix(prefix))
     result["topology"] = "2 plaza serve + 2 plaza worker, PostgreSQL + Redis"
     return result
 

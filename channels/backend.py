@@ -69,6 +69,15 @@ class ChannelBackend(ABC):
         """`publish` on each channel (a fan-out); backends do it in few round trips."""
         return [await self.publish(channel, payload, key) for channel in channels]
 
+    async def publish_online(
+        self, channels: Sequence[str], payload: bytes, key: str | None = None
+    ) -> list[Position | None]:
+        """`publish_many` to the channels someone subscribed to recently; None for the
+        others, whose positions are then forgotten (a new epoch: a subscriber that comes
+        back resumes with `recovered: false`). In one process every channel is online:
+        publishing is as cheap as asking."""
+        return list(await self.publish_many(channels, payload, key))
+
     async def publish_each(self, items: Sequence[tuple[str, bytes, str | None]]) -> list[Position]:
         """`publish` of `(channel, payload, key)` items, in order (a consumer's batch);
         backends do it in few round trips."""

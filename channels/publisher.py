@@ -45,6 +45,13 @@ class ChannelPublisher:
         for start in range(0, len(channels), FANOUT_BATCH):
             await self._backend.publish_many(channels[start : start + FANOUT_BATCH], payload, key)
 
+    async def publish_online(
+        self, channels: Sequence[str], event_type: str, data: Any, *, key: str
+    ) -> None:
+        payload = self._encoder.encode(_Envelope(event_type, data))
+        for start in range(0, len(channels), FANOUT_BATCH):
+            await self._backend.publish_online(channels[start : start + FANOUT_BATCH], payload, key)
+
     async def publish_each(self, pushes: Sequence[Push]) -> None:
         encode = self._encoder.encode
         items = [(p.channel, encode(_Envelope(p.event_type, p.data)), p.key) for p in pushes]

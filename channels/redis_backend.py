@@ -58,29 +58,27 @@ CONFIRM_TIMEOUT_S = COMMAND_TIMEOUT_S
 # noticed by the health check (PING) instead of looking like a quiet one.
 READ_TICK_S = 1.0
 HEALTH_CHECK_S = 5.0
+# A channel counts as online while an instance has had a local subscriber on it within
+# this long: as long as the history window, so a subscriber away for less than that still
+# gets every event and resumes exactly. Instances renew their channels' presence every
+# PRESENCE_RENEW_S.
+PRESENCE_TTL_S = HISTORY_TTL_S
+PRESENCE_RENEW_S = 60.0
 
-# KEYS: (meta, history, keys) per channel. ARGV: history size, history TTL, meta TTL, new
-# epoch, the number of distinct payloads and the payloads (a fan-out passes one), then per
-# channel: its payload's index, its key ('' = none) and its pub/sub channel name.
-_PUBLISH = """
-local size, hist_ttl, meta_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local base = 5 + tonumber(ARGV[5])
-local out = {}
-for i = 1, #KEYS / 3 do
-  local meta, hist, keys = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local payload = ARGV[5 + tonumber(ARGV[base + 3 * i - 2])]
-  local key, topic = ARGV[base + 3 * i - 1], ARGV[base + 3 * i]
+# One channel's publish: append to its capped history and PUBLISH the same entry, unless
+# its idempotency key was published already (then that first position is the answer).
+_PUBLISH_ONE = """
+local function publish_one(meta, hist, keys, payload, key, topic, size, hist_ttl, meta_ttl,
+                           new_epoch)
   local epoch = redis.call('HGET', meta, 'e')
   if not epoch then
-    epoch = ARGV[4]
+    epoch = new_epoch
     redis.call('DEL', hist, keys)
     redis.call('HSET', meta, 'e', epoch, 'o', 0)
   end
   local offset = false
   if key ~= '' then offset = redis.call('ZSCORE', keys, key) end
-  if offset then
-    out[i] = {tostring(offset), epoch}
-  else
+  if not offset then
     offset = redis.call('HINCRBY', meta, 'o', 1)
     redis.call('XADD', hist, 'MAXLEN', size, offset .. '-0', 'd', payload)
     redis.call('EXPIRE', hist, hist_ttl)
@@ -90,12 +88,52 @@ for i = 1, #KEYS / 3 do
       redis.call('EXPIRE', keys, hist_ttl)
     end
     redis.call('PUBLISH', topic, offset .. ' ' .. epoch .. ' ' .. payload)
-    out[i] = {tostring(offset), epoch}
   end
   redis.call('EXPIRE', meta, meta_ttl)
+  return {tostring(offset), epoch}
+end
+local size, hist_ttl, meta_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local base = 5 + tonumber(ARGV[5])
+"""
+
+# KEYS: (meta, history, keys) per channel. ARGV: history size, history TTL, meta TTL, new
+# epoch, the number of distinct payloads and the payloads (a fan-out passes one), then per
+# channel: its payload's index, its key ('' = none) and its pub/sub channel name.
+_PUBLISH = (
+    _PUBLISH_ONE
+    + """
+local out = {}
+for i = 1, #KEYS / 3 do
+  local payload = ARGV[5 + tonumber(ARGV[base + 3 * i - 2])]
+  out[i] = publish_one(KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i], payload,
+    ARGV[base + 3 * i - 1], ARGV[base + 3 * i], size, hist_ttl, meta_ttl, ARGV[4])
 end
 return out
 """
+)
+
+# As _PUBLISH, with a fourth key per channel, its presence: a channel nobody has
+# subscribed to for PRESENCE_TTL_S is skipped, and its position is forgotten once (a new
+# epoch follows), so that a subscriber coming back after a skipped event is told
+# `recovered: false` and refetches instead of being told it missed nothing.
+_PUBLISH_ONLINE = (
+    _PUBLISH_ONE
+    + """
+local out = {}
+for i = 1, #KEYS / 4 do
+  local meta, hist, keys = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1]
+  if redis.call('EXISTS', KEYS[4 * i]) == 1 then
+    local payload = ARGV[5 + tonumber(ARGV[base + 3 * i - 2])]
+    out[i] = publish_one(meta, hist, keys, payload, ARGV[base + 3 * i - 1],
+      ARGV[base + 3 * i], size, hist_ttl, meta_ttl, ARGV[4])
+  else
+    redis.call('DEL', meta, hist, keys)
+    out[i] = {'', ''}
+  end
+end
+return out
+"""
+)
 
 # KEYS: meta, history. ARGV: since offset, since epoch. -> {0} not recoverable, {1, entries}
 _HISTORY = """
@@ -151,6 +189,8 @@ class RedisChannelBackend(ChannelBackend):
         self._history_ttl = history_ttl_s
         self._meta_ttl = meta_ttl_s
         self._publish = client.register_script(_PUBLISH)
+        self._publish_online = client.register_script(_PUBLISH_ONLINE)
+        self._presence: asyncio.Task[None] | None = None
         self._history = client.register_script(_HISTORY)
         self._current = client.register_script(_CURRENT)
         self._listener: Listener | None = None
@@ -168,6 +208,9 @@ class RedisChannelBackend(ChannelBackend):
         base = f"{self._prefix}ch:{{{channel}}}"
         return [f"{base}:m", f"{base}:h", f"{base}:k"]
 
+    def _presence_key(self, channel: str) -> str:
+        return f"{self._prefix}ch:{{{channel}}}:p"
+
     def _topic(self, channel: str) -> str:
         return f"{self._prefix}ps:{channel}"
 
@@ -181,13 +224,15 @@ class RedisChannelBackend(ChannelBackend):
             raise RuntimeError("backend already started")
         self._listener = listener
         self._reader = asyncio.create_task(self._read_forever(), name="redis-channels")
+        self._presence = asyncio.create_task(self._renew_presence(), name="redis-presence")
 
     async def stop(self) -> None:
-        task, self._reader = self._reader, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._reader, self._presence):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._reader = self._presence = None
         await self._close_pubsub()
         with contextlib.suppress(Exception):
             await self._pubsub_client.aclose()
@@ -214,12 +259,32 @@ class RedisChannelBackend(ChannelBackend):
             routed.append((channel, n, key))
         return await self._run_publish(payloads, routed)
 
+    async def publish_online(
+        self, channels: Sequence[str], payload: bytes, key: str | None = None
+    ) -> list[Position | None]:
+        """`publish_many` to the channels that are online (see PRESENCE_TTL_S); None for
+        each channel skipped."""
+        routed = [(c, 0, key) for c in channels]
+        positions = await self._run_publish([payload], routed, online_only=True)
+        return [p if p.offset else None for p in positions]
+
     async def _run_publish(
-        self, payloads: list[bytes], routed: list[tuple[str, int, str | None]]
+        self,
+        payloads: list[bytes],
+        routed: list[tuple[str, int, str | None]],
+        *,
+        online_only: bool = False,
     ) -> list[Position]:
         if not routed:
             return []
-        keys = [k for channel, _, _ in routed for k in self._keys(channel)]
+        if online_only:
+            keys = [
+                k
+                for channel, _, _ in routed
+                for k in (*self._keys(channel), self._presence_key(channel))
+            ]
+        else:
+            keys = [k for channel, _, _ in routed for k in self._keys(channel)]
         args: list[Any] = [
             self._history_size,
             self._history_ttl,
@@ -230,8 +295,9 @@ class RedisChannelBackend(ChannelBackend):
         ]
         for channel, n, key in routed:
             args.extend((n + 1, key or "", self._topic(channel)))
+        script = self._publish_online if online_only else self._publish
         try:
-            result = await self._publish(keys=keys, args=args)
+            result = await script(keys=keys, args=args)
         except REDIS_ERRORS as error:
             raise Unavailable(f"live channels are unavailable: {error}") from error
         return [Position(_text(offset), _text(epoch)) for offset, epoch in result]
@@ -270,6 +336,7 @@ class RedisChannelBackend(ChannelBackend):
         self._last[channel] = (0, "")
         try:
             await self._subscribe_topic(channel)
+            await self._mark_online([channel])
             position = await self.current(channel)
         except BaseException:
             self._last.pop(channel, None)
@@ -283,6 +350,25 @@ class RedisChannelBackend(ChannelBackend):
         if pubsub is not None and self._connected.is_set():
             with contextlib.suppress(*REDIS_ERRORS):
                 await asyncio.wait_for(pubsub.unsubscribe(self._topic(channel)), COMMAND_TIMEOUT_S)
+
+    async def _mark_online(self, channels: Sequence[str]) -> None:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for channel in channels:
+                    pipe.set(self._presence_key(channel), b"1", ex=PRESENCE_TTL_S)
+                await pipe.execute()
+        except REDIS_ERRORS as error:
+            raise Unavailable(f"live channels are unavailable: {error}") from error
+
+    async def _renew_presence(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_RENEW_S)
+            channels = list(self._last)
+            try:
+                for start in range(0, len(channels), 1000):
+                    await self._mark_online(channels[start : start + 1000])
+            except Unavailable as error:  # Redis is away: the next round tries again
+                log.debug("presence not renewed: %s", error)
 
     async def _subscribe_topic(self, channel: str) -> None:
         """SUBSCRIBE and wait until Redis confirms it: only then is every later publish

@@ -185,15 +185,19 @@ class LiveConsumer(_Batched):
         followers = await store.users.get_many(follower_ids) if follower_ids else {}
         audiences: dict[int, list[str]] = {}
 
-        async def audience(author_id: int) -> list[str]:
+        async def followers_feeds(author_id: int) -> list[str]:
             if author_id not in audiences:
-                feeds = [channel_names.feed(u) for u in await _audience(self._ctx, author_id)]
-                audiences[author_id] = [
-                    *feeds,
-                    channel_names.user(author_id),
-                    channel_names.PUBLIC,
-                ]
+                audience = await _audience(self._ctx, author_id)
+                audiences[author_id] = [channel_names.feed(u) for u in audience]
             return audiences[author_id]
+
+        async def fan_out(author_id: int, kind: str, data: object, key: str) -> None:
+            # Followers' feeds only where someone is online (the others refetch when
+            # back); the author's profile channel and the public timeline always.
+            feeds = await followers_feeds(author_id)
+            await self._publisher.publish_online(feeds, kind, data, key=key)
+            others = [channel_names.user(author_id), channel_names.PUBLIC]
+            await self._publisher.publish_many(others, kind, data, key=key)
 
         # In event order: single pushes are gathered and sent before each fan-out, so no
         # channel ever sees two events of the batch swapped.
@@ -206,13 +210,11 @@ class LiveConsumer(_Batched):
                     if view is None:
                         continue  # deleted since (or its author is gone): nothing to show
                     await self._flush(singles)
-                    channels = await audience(event.author_id)
-                    await self._publisher.publish_many(channels, "post.created", view, key=key)
+                    await fan_out(event.author_id, "post.created", view, key)
                 case PostDeleted():
                     await self._flush(singles)
-                    channels = await audience(event.author_id)
                     gone = PostGone(str(event.post_id))
-                    await self._publisher.publish_many(channels, "post.deleted", gone, key=key)
+                    await fan_out(event.author_id, "post.deleted", gone, key)
                 case LikeCreated() | LikeRemoved():
                     kind = "post.liked" if isinstance(event, LikeCreated) else "post.unliked"
                     liked = PostLiked(str(event.post_id), str(event.user_id), event.like_count)
@@ -240,22 +242,25 @@ class LiveConsumer(_Batched):
 
 
 class FeedConsumer(_Batched):
-    """Posts → the followers' stored feeds (a no-op for the SQL pull store)."""
+    """Posts, follows and blocks → the stored feeds (a no-op for the SQL pull store)."""
 
-    def __init__(self, ctx: Context, feed: FeedStore) -> None:
-        self._ctx = ctx
+    def __init__(self, feed: FeedStore) -> None:
         self._feed = feed
 
     async def handle_batch(self, events: Sequence[DomainEvent]) -> None:
         for event in events:
             match event:
                 case PostCreated():
-                    audience = await _audience(self._ctx, event.author_id)
-                    await self._feed.fan_out(event.post_id, event.author_id, audience)
+                    await self._feed.post_created(event.post_id, event.author_id)
                 case PostDeleted():
-                    audience = await _audience(self._ctx, event.author_id)
-                    await self._feed.retract(event.post_id, event.author_id, audience)
-                case BlockCreated() | FollowRemoved():
-                    pass  # read-time filtering covers these; rebuilds pick them up
+                    await self._feed.post_deleted(event.post_id, event.author_id)
+                case FollowCreated():
+                    await self._feed.follow_created(
+                        event.event_id, event.follower_id, event.followed_id
+                    )
+                case FollowRemoved():
+                    await self._feed.follow_removed(event.follower_id, event.followed_id)
+                case BlockCreated():
+                    await self._feed.block_created(event.blocker_id, event.blocked_id)
                 case _:
                     pass

@@ -102,6 +102,10 @@ class RelationRepository(Protocol):
         """Every follower (fan-out and live routing)."""
         ...
 
+    async def followed_among(self, user_id: int, candidate_ids: Sequence[int]) -> set[int]:
+        """Which of `candidate_ids` this user follows (read-time feed filtering)."""
+        ...
+
 
 class PostRepository(Protocol):
     async def add(self, post: Post) -> bool:
@@ -290,15 +294,31 @@ class Store(Protocol):
 
 
 class FeedStore(Protocol):
-    """The home feed. SQL pull (embedded) or Redis sorted sets with fan-out (scaled)."""
+    """The home feed: SQL pull (embedded) or Redis sorted sets with fan-out (a fleet).
+
+    `page` reads; the rest are the feed consumer's writes, called once per event (and
+    again on a replay: each is idempotent). The SQL pull store has nothing to write."""
 
     async def page(self, user_id: int, page: PageRequest) -> list[int]:
-        """Post ids, newest first; may include ids the caller must still filter."""
+        """Post ids, newest first with `apply_page` semantics; may include ids the caller
+        must still filter (deleted posts, authors blocked or no longer followed)."""
         ...
 
-    async def fan_out(self, post_id: int, author_id: int, recipient_ids: Sequence[int]) -> None: ...
+    async def post_created(self, post_id: int, author_id: int) -> None: ...
 
-    async def retract(self, post_id: int, author_id: int, recipient_ids: Sequence[int]) -> None: ...
+    async def post_deleted(self, post_id: int, author_id: int) -> None: ...
+
+    async def follow_created(self, follow_id: int, follower_id: int, followed_id: int) -> None:
+        """Bring the followee's recent posts into the follower's feed."""
+        ...
+
+    async def follow_removed(self, follower_id: int, followed_id: int) -> None:
+        """Take the followee's posts out of the follower's feed."""
+        ...
+
+    async def block_created(self, blocker_id: int, blocked_id: int) -> None:
+        """Take each side's posts out of the other's feed."""
+        ...
 
 
 class SearchIndex(Protocol):
@@ -391,6 +411,14 @@ class Publisher(Protocol):
         self, channels: Sequence[str], event_type: str, data: Any, *, key: str
     ) -> None:
         """The same event on many channels (a post's fan-out): encoded once."""
+        ...
+
+    async def publish_online(
+        self, channels: Sequence[str], event_type: str, data: Any, *, key: str
+    ) -> None:
+        """`publish_many` to the channels with a subscriber recently (followers' feeds):
+        the others are skipped and their subscribers, when back, resume with
+        `recovered: false` and refetch."""
         ...
 
     async def publish_each(self, pushes: Sequence[Push]) -> None:

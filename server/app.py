@@ -35,7 +35,7 @@ from server.controllers.users import UsersController
 from server.dependencies import DEPENDENCIES
 from server.errors import EXCEPTION_HANDLERS
 from server.headers import security_headers
-from server.live import event_worker, fleet_sessions, live_layer, node_id
+from server.live import event_worker, feed_store, fleet_sessions, live_layer, node_id
 from server.settings import Settings
 from server.ws.endpoint import make_ws_endpoint
 
@@ -76,6 +76,7 @@ def create_app(
                 ChannelPublisher(layer.backend),
                 node_id=node,
                 sessions=sessions,
+                feed_store=feed_store(settings, storage, layer),
             )
             stack.push_async_callback(services.sessions.close_all)
             services.readiness["database"] = storage.ping

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from channels.hub import Hub
 from domain.clock import SystemClock
 from domain.ids import SnowflakeIds
-from domain.ports import AccessTokens, PasswordHasher, Publisher, SessionRevoker
+from domain.ports import AccessTokens, FeedStore, PasswordHasher, Publisher, SessionRevoker
 from domain.services.accounts import AccountService
 from domain.services.auth import AuthService
 from domain.services.base import Context
@@ -59,6 +59,8 @@ class Services:
     social: SocialService
     posts: PostService
     feed: FeedService
+    # Where home feeds are read from and written to: the SQL pull, or Redis in a fleet.
+    feed_store: FeedStore
     notifications: NotificationService
     search: SearchService
     media: MediaService
@@ -102,6 +104,7 @@ def build_services(
     *,
     node_id: int,
     sessions: Sessions | None = None,
+    feed_store: FeedStore | None = None,
 ) -> Services:
     ctx = Context(store=storage.store, clock=SystemClock(), ids=SnowflakeIds(node_id))
     hasher = Argon2Hasher()
@@ -112,7 +115,8 @@ def build_services(
     presenter = Presenter(storage.store, media_url)
     posts = PostService(ctx)
     social = SocialService(ctx)
-    feed = FeedService(ctx, storage.feed)
+    feed_store = feed_store or storage.feed
+    feed = FeedService(ctx, feed_store)
     notifications = NotificationService(ctx)
     search = SearchService(ctx, storage.search)
     return Services(
@@ -134,6 +138,7 @@ def build_services(
         social=social,
         posts=posts,
         feed=feed,
+        feed_store=feed_store,
         notifications=notifications,
         search=search,
         media=MediaService(

@@ -22,6 +22,7 @@ from channels.redis_backend import RedisChannelBackend
 from channels.redis_client import connect
 from channels.redis_log import RedisEventLog
 from channels.workers import EventWorker
+from domain.clock import SystemClock
 from domain.consumers import (
     Consumer,
     FeedConsumer,
@@ -29,12 +30,15 @@ from domain.consumers import (
     LiveConsumer,
     NotificationConsumer,
 )
+from domain.ports import FeedStore
 from server.container import Services, Sessions, local_sessions
 from server.fleet import ControlChannel, FleetRevoker, RedisLimiter, RedisSocketCounts
 from server.node_ids import NodeIdClaim
 from server.ratelimit import RateLimits, local_limiters
 from server.settings import Settings
 from server.ws.registry import SessionRegistry
+from storage.factory import Storage
+from storage.redis_feed import RedisFeedStore, feed_limits
 
 
 @dataclass
@@ -99,6 +103,25 @@ async def fleet_sessions(settings: Settings, layer: LiveLayer, stack: AsyncExitS
     return Sessions(registry, FleetRevoker(registry, control), limits)
 
 
+def feed_store(settings: Settings, storage: Storage, layer: LiveLayer) -> FeedStore:
+    """Home feeds: pulled from SQL when embedded, precomputed in Redis in a fleet."""
+    if layer.redis_client is None:
+        return storage.feed
+    limits = feed_limits(
+        max_items=settings.feed_max_items,
+        fanout_max_followers=settings.feed_fanout_max_followers,
+        active_days=settings.feed_active_days,
+        access_token_ttl_s=settings.access_token_ttl,
+    )
+    return RedisFeedStore(
+        storage.db,
+        layer.redis_client,
+        prefix=settings.redis_prefix,
+        limits=limits,
+        now=SystemClock().now,
+    )
+
+
 def worker_id() -> str:
     """Unique per process of a fleet, readable in logs and in Redis."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -108,7 +131,7 @@ def event_worker(services: Services, log: EventLog) -> EventWorker:
     """The relay candidate and one consumer group per kind, on `log`."""
     ctx, publisher, presenter = services.ctx, services.publisher, services.presenter
     consumers: dict[Kind, Consumer] = {
-        Kind.FEED: FeedConsumer(ctx, services.storage.feed),
+        Kind.FEED: FeedConsumer(services.feed_store),
         Kind.NOTIFICATIONS: NotificationConsumer(ctx, publisher, presenter),
         Kind.LIVE: LiveConsumer(ctx, publisher, presenter),
     }

@@ -117,6 +117,18 @@ class Settings:
     # human pace; bots and runaway clients hit it, people do not.
     rate_writes_per_user_per_minute: int = 60
 
+    # --- home feed in Redis (a fleet; embedded mode pulls every feed from SQL) -------------
+    # As Mastodon: a feed is kept up to date only for users seen within a week; anyone
+    # else's is dropped and rebuilt from SQL when they come back (one query).
+    feed_active_days: int = 7
+    # 800 ids (~40 KB of Redis per user) are 40 pages of 20: more than a session scrolls
+    # (Mastodon keeps 800 too); older pages come from SQL, so nothing is lost past it.
+    feed_max_items: int = 800
+    # Fan-out costs one sorted-set insert per follower per post; above 10,000 followers
+    # an author's posts are merged into their followers' feeds at read time instead
+    # (one indexed query), which bounds the write amplification of one big account.
+    feed_fanout_max_followers: int = 10_000
+
     @property
     def embedded(self) -> bool:
         """True when no Redis is configured: one process, memory backends."""
@@ -213,6 +225,11 @@ class Settings:
             ws_ping_interval=env.integer("PLAZA_WS_PING_INTERVAL", cls.ws_ping_interval, 1),
             ws_ping_timeout=env.integer("PLAZA_WS_PING_TIMEOUT", cls.ws_ping_timeout, 1),
             ws_auth_timeout=env.integer("PLAZA_WS_AUTH_TIMEOUT", cls.ws_auth_timeout, 1),
+            feed_active_days=env.integer("PLAZA_FEED_ACTIVE_DAYS", cls.feed_active_days, 1),
+            feed_max_items=env.integer("PLAZA_FEED_MAX_ITEMS", cls.feed_max_items, 1),
+            feed_fanout_max_followers=env.integer(
+                "PLAZA_FEED_FANOUT_MAX_FOLLOWERS", cls.feed_fanout_max_followers, 0
+            ),
             rate_auth_per_ip_per_minute=env.integer(
                 "PLAZA_RATE_AUTH_PER_IP_PER_MINUTE", cls.rate_auth_per_ip_per_minute, 1
             ),

@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 from channels.hub import Hub
 from channels.publisher import ChannelPublisher
 from server.container import build_services
-from server.live import event_worker, live_layer, node_id
+from server.live import event_worker, feed_store, live_layer, node_id
 from server.settings import Settings
 
 log = logging.getLogger("plaza.worker")
@@ -38,7 +38,14 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         node = await node_id(settings, layer, stack)
         # The hub is never started: a worker publishes, it holds no sockets.
         hub, publisher = Hub(layer.backend), ChannelPublisher(layer.backend)
-        services = build_services(settings, storage, hub, publisher, node_id=node)
+        services = build_services(
+            settings,
+            storage,
+            hub,
+            publisher,
+            node_id=node,
+            feed_store=feed_store(settings, storage, layer),
+        )
         worker = event_worker(services, layer.log)
         await worker.start()
         log.info("worker %s started", worker.worker_id)

@@ -257,3 +257,32 @@ async def test_publish_many_reaches_every_channel_once_in_order(h: Harness) -> N
         got = await h.backend.history(c, starts[c])
         assert got is not None and [b for _, b in got] == [b'{"post":1}', b'{"post":2}']
         assert [b for ch, _, b in h.received if ch == c] == [b'{"post":1}', b'{"post":2}']
+
+
+async def test_publish_online_reaches_a_channel_subscribed_on_any_instance(
+    make_backend: MakeBackend,
+) -> None:
+    here = await make_backend()
+    # Two instances of a fleet on Redis; one process holds everything in memory.
+    there = await make_backend() if isinstance(here.backend, RedisChannelBackend) else here
+    await there.backend.subscribe("feed:1")
+    [position] = await here.backend.publish_online(["feed:1"], b"hi", "k1")
+    assert position is not None
+    await there.wait_for(1)
+    assert there.received == [("feed:1", position, b"hi")]
+
+
+async def test_a_skipped_offline_channel_is_never_resumed_as_complete(
+    make_backend: MakeBackend,
+) -> None:
+    """A channel nobody subscribed to recently is skipped, and a subscriber coming back
+    with its old position must hear `not recoverable`, not `nothing missed`."""
+    h = await make_backend()
+    before = await h.backend.publish("feed:2", b"seen", "k1")
+    positions = await h.backend.publish_online(["feed:2"], b"skipped?", "k2")
+    if isinstance(h.backend, RedisChannelBackend):  # no presence: skipped, position gone
+        assert positions == [None]
+        assert await h.backend.history("feed:2", before) is None
+    else:  # one process: every channel is online, resumable as usual
+        [(position, payload)] = await h.backend.history("feed:2", before) or []
+        assert (position, payload) == (positions[0], b"skipped?")

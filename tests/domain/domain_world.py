@@ -46,7 +46,7 @@ class World:
         self.tokens = FakeTokens(self.clock)
         self.revoker = FakeRevoker()
         self.publisher = FakePublisher()
-        self.feed_store = FakeFeedStore()
+        self.feed_store = FakeFeedStore(self.store)
         self.search_index = FakeSearchIndex(self.store)
         self.blobs = FakeBlobStore()
         self.images = FakeImageProcessor()
@@ -70,7 +70,7 @@ class World:
 
         self.notification_consumer = NotificationConsumer(self.ctx, self.publisher, self.presenter)
         self.live_consumer = LiveConsumer(self.ctx, self.publisher, self.presenter)
-        self.feed_consumer = FeedConsumer(self.ctx, self.feed_store)
+        self.feed_consumer = FeedConsumer(self.feed_store)
         self.consumers: list[Consumer] = [
             self.feed_consumer,
             self.notification_consumer,

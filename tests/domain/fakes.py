@@ -246,6 +246,10 @@ class FakeRelations(_Repo):
         self._read("follower_ids")
         return [f for (f, t) in self._s.follows if t == user_id]
 
+    async def followed_among(self, user_id: int, candidate_ids: Sequence[int]) -> set[int]:
+        self._read("followed_among")
+        return {t for (f, t) in self._s.follows if f == user_id and t in candidate_ids}
+
 
 class FakePosts(_Repo):
     async def add(self, post: Post) -> bool:
@@ -646,6 +650,8 @@ class FakePublisher:
     def __init__(self) -> None:
         self.published: list[Published] = []
         self.keys: set[tuple[str, str]] = set()
+        # Channels publish_online skips (nobody subscribed to them recently).
+        self.offline: set[str] = set()
 
     async def publish(self, channel: str, event_type: str, data: Any, *, key: str) -> None:
         msgspec.json.encode(data)  # must be encodable, as the real publisher needs
@@ -659,6 +665,12 @@ class FakePublisher:
     ) -> None:
         for channel in channels:
             await self.publish(channel, event_type, data, key=key)
+
+    async def publish_online(
+        self, channels: Sequence[str], event_type: str, data: Any, *, key: str
+    ) -> None:
+        online = [c for c in channels if c not in self.offline]
+        await self.publish_many(online, event_type, data, key=key)
 
     async def publish_each(self, pushes: Sequence[Push]) -> None:
         for push in pushes:
@@ -679,9 +691,11 @@ class FakePublisher:
 
 class FakeFeedStore:
     """The fan-out flavour: one id set per user, written by FeedConsumer. Like the Redis
-    store it may hold ids the reader must still filter (deleted posts, blocked authors)."""
+    store it may hold ids the reader must still filter (deleted posts, blocked authors,
+    unfollowed ones)."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
         self.feeds: dict[int, set[int]] = {}
         self.reads = 0
 
@@ -689,13 +703,29 @@ class FakeFeedStore:
         self.reads += 1
         return apply_page(sorted(self.feeds.get(user_id, ()), reverse=True), page)
 
-    async def fan_out(self, post_id: int, author_id: int, recipient_ids: Sequence[int]) -> None:
-        for r in recipient_ids:
+    def _audience(self, author_id: int) -> list[int]:
+        return [author_id, *(f for (f, t) in self._store.state.follows if t == author_id)]
+
+    def _posts_of(self, author_id: int) -> set[int]:
+        return {p.id for p in self._store.state.posts.values() if p.author_id == author_id}
+
+    async def post_created(self, post_id: int, author_id: int) -> None:
+        for r in self._audience(author_id):
             self.feeds.setdefault(r, set()).add(post_id)
 
-    async def retract(self, post_id: int, author_id: int, recipient_ids: Sequence[int]) -> None:
-        for r in recipient_ids:
+    async def post_deleted(self, post_id: int, author_id: int) -> None:
+        for r in self._audience(author_id):
             self.feeds.get(r, set()).discard(post_id)
+
+    async def follow_created(self, follow_id: int, follower_id: int, followed_id: int) -> None:
+        self.feeds.setdefault(follower_id, set()).update(self._posts_of(followed_id))
+
+    async def follow_removed(self, follower_id: int, followed_id: int) -> None:
+        self.feeds.get(follower_id, set()).difference_update(self._posts_of(followed_id))
+
+    async def block_created(self, blocker_id: int, blocked_id: int) -> None:
+        await self.follow_removed(blocker_id, blocked_id)
+        await self.follow_removed(blocked_id, blocker_id)
 
 
 class FakeSearchIndex:

@@ -186,6 +186,23 @@ async def test_notifications_read_pushes_the_new_count(w: World) -> None:
 # --- live routing ---------------------------------------------------------------------------
 
 
+async def test_post_pushes_skip_the_feeds_of_followers_not_online(w: World) -> None:
+    """Only followers online recently get the push on their feed channel (the others
+    resume with `recovered: false` and refetch); the profile and public channels always."""
+    alice, bob, carol = await w.users("alice", "bob", "carol")
+    for fan in (bob, carol):
+        await w.social.follow(fan.id, alice.id)
+    w.publisher.offline = {f"feed:{carol.id}"}
+    expected = sorted([f"feed:{alice.id}", f"feed:{bob.id}", f"user:{alice.id}", "public"])
+    post, _ = await w.posts.create(alice.id, "hello")
+    w.publisher.clear()
+    await w.relay([w.live_consumer])
+    assert sorted(w.publisher.channels("post.created")) == expected
+    await w.posts.delete(post.id, alice.id)
+    await w.relay([w.live_consumer])
+    assert sorted(w.publisher.channels("post.deleted")) == expected
+
+
 async def test_post_created_goes_to_author_followers_user_and_public(w: World) -> None:
     alice, bob, carol, dave, erin = await w.users("alice", "bob", "carol", "dave", "erin")
     for fan in (bob, carol, dave):
