@@ -102,10 +102,6 @@ class RelationRepository(Protocol):
         """Every follower (fan-out and live routing)."""
         ...
 
-    async def followed_among(self, user_id: int, candidate_ids: Sequence[int]) -> set[int]:
-        """Which of `candidate_ids` this user follows (read-time feed filtering)."""
-        ...
-
 
 class PostRepository(Protocol):
     async def add(self, post: Post) -> bool:
@@ -300,8 +296,9 @@ class FeedStore(Protocol):
     again on a replay: each is idempotent). The SQL pull store has nothing to write."""
 
     async def page(self, user_id: int, page: PageRequest) -> list[int]:
-        """Post ids, newest first with `apply_page` semantics; may include ids the caller
-        must still filter (deleted posts, authors blocked or no longer followed)."""
+        """Post ids, newest first with `apply_page` semantics, by the user or by someone
+        they follow at the time of the read (so never across a block: a block ends the
+        follows both ways); may include deleted posts, which the caller drops."""
         ...
 
     async def post_created(self, post_id: int, author_id: int) -> None: ...

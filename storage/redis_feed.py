@@ -220,6 +220,11 @@ return 1
 )
 
 
+def _entries(members: list[bytes]) -> list[tuple[int, int]]:
+    """(post id, author id) of sorted-set members."""
+    return [(int(m[:ID_DIGITS]), int(m[ID_DIGITS + 1 :])) for m in members]
+
+
 def pad(number: int) -> str:
     return f"{number:0{ID_DIGITS}d}"
 
@@ -289,27 +294,61 @@ class RedisFeedStore:
         return ids
 
     async def _cached_page(self, user_id: int, page: PageRequest) -> list[int] | None:
-        reply = await self._read_cached(user_id, page)
-        if reply[0] == b"missing":
-            await self.rebuild(user_id)
-            reply = await self._read_cached(user_id, page)
-        if reply[0] != b"ready":
-            return None
-        tail, follows = int(reply[1]), int(reply[2])
-        count = int(reply[3])
-        unfanned = [int(a) for a in reply[4 : 4 + count]]
-        cached = [int(m[:ID_DIGITS]) for m in reply[4 + count :]]
-
         ascending = page.min_id is not None
         bounds = [b for b in (page.since_id, page.min_id) if b is not None]
         lower = max(bounds) if bounds else 0
         limit = page.limit
-        # The part above the tail: the cached ids, plus the recent posts of big followees
-        # and of followees whose posts the worker has not merged yet.
-        above = set(cached)
-        authors = await self._merged_at_read(user_id, follows, unfanned)
-        if authors:
-            above.update(await self._posts_of(authors, page, max(lower, tail), ascending))
+        reply = await self._read_cached(user_id, page.max_id, lower, limit, ascending)
+        if reply[0] == b"missing":
+            await self.rebuild(user_id)
+            reply = await self._read_cached(user_id, page.max_id, lower, limit, ascending)
+        if reply[0] != b"ready":
+            return None
+        tail, follows = int(reply[1]), int(reply[2])
+        count = int(reply[3])
+        unfanned = {int(a) for a in reply[4 : 4 + count]}
+        entries = _entries(reply[4 + count :])
+
+        # Who may appear: the user and whoever they follow now. One query answers it for
+        # the authors read, and finds the followees whose posts are merged from SQL (big
+        # accounts, and follows newer than the last one the feed worker merged).
+        allowed: set[int] = {user_id}
+        merged: set[int] = set()
+        checked: set[int] = set()
+
+        async def admit(chunk: list[tuple[int, int]], first: bool) -> list[int]:
+            fresh = {author for _, author in chunk} - checked - allowed
+            if fresh or first:
+                rows = await self._followees(
+                    user_id, follows, fresh | (unfanned if first else set())
+                )
+                for followed_id, edge_id in rows:
+                    allowed.add(followed_id)
+                    if edge_id > follows or followed_id in unfanned:
+                        merged.add(followed_id)
+                checked.update(fresh)
+            return [post_id for post_id, author in chunk if author in allowed]
+
+        kept = await admit(entries, True)
+        # An unfollow the worker has not applied yet leaves stale entries: read on past
+        # them, so that the cached part is still `limit` long when the set holds enough.
+        while len(entries) == limit and len(kept) < limit:
+            edge = entries[-1][0]
+            reply = await self._read_cached(
+                user_id,
+                page.max_id if ascending else edge,
+                edge if ascending else lower,
+                limit,
+                ascending,
+            )
+            if reply[0] != b"ready":
+                return None
+            entries = _entries(reply[4 + int(reply[3]) :])
+            kept += await admit(entries, False)
+
+        above = set(kept)
+        if merged:
+            above.update(await self._posts_of(sorted(merged), page, max(lower, tail), ascending))
         # The part at or below the tail comes from SQL.
         below_upper = tail + 1 if page.max_id is None else min(page.max_id, tail + 1)
         has_below = tail > 0 and lower < tail and below_upper > lower + 1
@@ -333,31 +372,35 @@ class RedisFeedStore:
         ids += sorted(above)[: limit - len(ids)]
         return sorted(ids, reverse=True)
 
-    async def _read_cached(self, user_id: int, page: PageRequest) -> list[bytes]:
+    async def _read_cached(
+        self, user_id: int, upper: int | None, lower: int, limit: int, ascending: bool
+    ) -> list[bytes]:
         meta, feed = self.keys(user_id)
-        bounds = [b for b in (page.since_id, page.min_id) if b is not None]
         reply: list[bytes] = await self._read(
             keys=[meta, feed, self._unfanned],
             args=[
-                "" if page.max_id is None else pad(page.max_id),
-                pad(max(bounds)) if bounds else "",
-                page.limit,
-                "1" if page.min_id is not None else "0",
+                "" if upper is None else pad(upper),
+                pad(lower) if lower else "",
+                limit,
+                "1" if ascending else "0",
                 self._limits.ttl_s * 1000,
             ],
         )
         return reply
 
-    async def _merged_at_read(self, user_id: int, follows: int, unfanned: list[int]) -> list[int]:
-        """Followees whose posts a read merges from SQL: big accounts, and follows newer
-        than the last one the feed worker merged."""
-        sql = "SELECT followed_id FROM follows WHERE follower_id = {} AND (id > {}"
+    async def _followees(
+        self, user_id: int, follows: int, candidates: set[int]
+    ) -> list[tuple[int, int]]:
+        """(followee, follow id) for the candidates this user follows, and for every
+        follow newer than `follows`."""
+        sql = "SELECT followed_id, id FROM follows WHERE follower_id = {} AND (id > {}"
         args: list[Any] = [user_id, follows]
-        if unfanned:
-            sql = compose(sql, "OR followed_id IN", in_list(unfanned))
-            args += unfanned
+        if candidates:
+            ordered = sorted(candidates)
+            sql = compose(sql, "OR followed_id IN", in_list(ordered))
+            args += ordered
         rows = await self._db.fetch(sql + ")", *args)
-        return [int(row["followed_id"]) for row in rows]
+        return [(int(row["followed_id"]), int(row["id"])) for row in rows]
 
     async def _posts_of(
         self, authors: list[int], page: PageRequest, lower: int, ascending: bool

@@ -136,17 +136,3 @@ class SqlRelationRepository:
             "SELECT follower_id FROM follows WHERE followed_id = {}", user_id
         )
         return [int(row["follower_id"]) for row in rows]
-
-    async def followed_among(self, user_id: int, candidate_ids: Sequence[int]) -> set[int]:
-        ids = list(dict.fromkeys(candidate_ids))
-        if not ids:
-            return set()
-        rows = await self._db.fetch(
-            compose(
-                "SELECT followed_id FROM follows WHERE follower_id = {} AND followed_id IN",
-                in_list(ids),
-            ),
-            user_id,
-            *ids,
-        )
-        return {int(row["followed_id"]) for row in rows}

@@ -246,10 +246,6 @@ class FakeRelations(_Repo):
         self._read("follower_ids")
         return [f for (f, t) in self._s.follows if t == user_id]
 
-    async def followed_among(self, user_id: int, candidate_ids: Sequence[int]) -> set[int]:
-        self._read("followed_among")
-        return {t for (f, t) in self._s.follows if f == user_id and t in candidate_ids}
-
 
 class FakePosts(_Repo):
     async def add(self, post: Post) -> bool:
@@ -700,8 +696,20 @@ class FakeFeedStore:
         self.reads = 0
 
     async def page(self, user_id: int, page: PageRequest) -> list[int]:
+        """As the Redis store: stored ids minus authors the user does not follow now (or
+        blocks, or is blocked by); deleted posts stay for the reader to drop."""
         self.reads += 1
-        return apply_page(sorted(self.feeds.get(user_id, ()), reverse=True), page)
+        state = self._store.state
+        followed = {t for (f, t) in state.follows if f == user_id}
+        blocked = {b for (a, b) in state.blocks if a == user_id}
+        blocked |= {a for (a, b) in state.blocks if b == user_id}
+        allowed = ({user_id} | followed) - blocked
+        ids = [
+            i
+            for i in sorted(self.feeds.get(user_id, ()), reverse=True)
+            if i in state.posts and state.posts[i].author_id in allowed
+        ]
+        return apply_page(ids, page)
 
     def _audience(self, author_id: int) -> list[int]:
         return [author_id, *(f for (f, t) in self._store.state.follows if t == author_id)]
