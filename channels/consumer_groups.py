@@ -12,7 +12,6 @@ letter and the rest flow on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterable
@@ -21,6 +20,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from channels.eventlog import NEW, PENDING, Delivery, EventLog
+from channels.tasks import cancel_and_wait
 from domain.consumers import Consumer, Kind
 from domain.errors import Unavailable
 from domain.events import DomainEvent, decode_event
@@ -118,11 +118,7 @@ class ConsumerGroup:
                 task.cancel()
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=grace_s)
-            for task in late:
-                task.cancel()
-            for task in late:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await asyncio.gather(*(cancel_and_wait(task) for task in late))
 
     async def _consume(self, partition: int, stopping: asyncio.Event) -> None:
         # What a previous owner held (and what this worker held before a failure) comes

@@ -10,12 +10,12 @@ process is told "not recovered" instead of being handed someone else's events.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections import OrderedDict, deque
 
 from channels.backend import ChannelBackend, Listener, Position
+from channels.tasks import cancel_and_wait
 
 __all__ = [
     "DEFAULT_HISTORY_SIZE",
@@ -100,9 +100,7 @@ class MemoryBackend(ChannelBackend):
     async def stop(self) -> None:
         task, self._task, self._pending = self._task, None, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def publish(self, channel: str, payload: bytes, key: str | None = None) -> Position:
         stream = self._stream(channel)

@@ -148,7 +148,8 @@ class MemoryEventLog(EventLog):
         if not found and block_s > 0 and NEW in cursors.values():
             async with self._appended:
                 try:
-                    await asyncio.wait_for(self._appended.wait(), block_s)
+                    async with asyncio.timeout(block_s):
+                        await self._appended.wait()
                 except TimeoutError:
                     return []
             found = self._collect(group, worker, cursors, count)

@@ -33,6 +33,7 @@ from redis.asyncio.client import PubSub
 
 from channels.backend import ChannelBackend, Listener, Position
 from channels.redis_client import COMMAND_TIMEOUT_S, REDIS_ERRORS
+from channels.tasks import cancel_and_wait
 from domain.errors import Unavailable
 
 __all__ = ["HISTORY_SIZE", "HISTORY_TTL_S", "META_TTL_S", "RedisChannelBackend"]
@@ -229,9 +230,7 @@ class RedisChannelBackend(ChannelBackend):
     async def stop(self) -> None:
         for task in (self._reader, self._presence):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
         self._reader = self._presence = None
         await self._close_pubsub()
         with contextlib.suppress(Exception):
@@ -349,7 +348,8 @@ class RedisChannelBackend(ChannelBackend):
         pubsub = self._pubsub
         if pubsub is not None and self._connected.is_set():
             with contextlib.suppress(*REDIS_ERRORS):
-                await asyncio.wait_for(pubsub.unsubscribe(self._topic(channel)), COMMAND_TIMEOUT_S)
+                async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                    await pubsub.unsubscribe(self._topic(channel))
 
     async def _mark_online(self, channels: Sequence[str]) -> None:
         try:
@@ -374,7 +374,8 @@ class RedisChannelBackend(ChannelBackend):
         """SUBSCRIBE and wait until Redis confirms it: only then is every later publish
         sure to reach us (a position read after this is a safe starting point)."""
         try:
-            await asyncio.wait_for(self._connected.wait(), CONFIRM_TIMEOUT_S)
+            async with asyncio.timeout(CONFIRM_TIMEOUT_S):
+                await self._connected.wait()
         except TimeoutError:
             raise Unavailable("live channels are unavailable: Redis is unreachable") from None
         pubsub = self._pubsub
@@ -382,8 +383,10 @@ class RedisChannelBackend(ChannelBackend):
         topic = self._topic(channel).encode()
         confirmed = self._confirm[topic] = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(pubsub.subscribe(topic), COMMAND_TIMEOUT_S)
-            await asyncio.wait_for(confirmed, CONFIRM_TIMEOUT_S)
+            async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                await pubsub.subscribe(topic)
+            async with asyncio.timeout(CONFIRM_TIMEOUT_S):
+                await confirmed
         except REDIS_ERRORS as error:  # TimeoutError included
             raise Unavailable(f"live channels are unavailable: {error}") from error
         finally:
@@ -425,12 +428,12 @@ class RedisChannelBackend(ChannelBackend):
         self._pubsub = pubsub
         channels = list(self._last)
         if channels:
-            await asyncio.wait_for(
-                pubsub.subscribe(*(self._topic(c) for c in channels)), COMMAND_TIMEOUT_S
-            )
+            async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                await pubsub.subscribe(*(self._topic(c) for c in channels))
         else:
             # A connection to read on even with nothing subscribed (a PING keeps it honest).
-            await asyncio.wait_for(pubsub.ping(), COMMAND_TIMEOUT_S)
+            async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                await pubsub.ping()
         # Wait for the confirmations, keeping any message that arrives between them.
         early: list[dict[str, Any]] = []
         awaiting = {self._topic(c).encode() for c in channels}
@@ -485,7 +488,8 @@ class RedisChannelBackend(ChannelBackend):
             if loop.time() >= next_check:
                 # Quiet for a while: make sure Redis is there (a frozen Redis keeps the
                 # socket open but answers nothing; the pong must come back in time).
-                await asyncio.wait_for(pubsub.ping(), COMMAND_TIMEOUT_S)
+                async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                    await pubsub.ping()
                 pong = await pubsub.get_message(timeout=COMMAND_TIMEOUT_S)
                 while pong is not None and pong["type"] != "pong":
                     self._on_message(pong)
@@ -530,7 +534,8 @@ class RedisChannelBackend(ChannelBackend):
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(pubsub.aclose(), COMMAND_TIMEOUT_S)  # type: ignore[no-untyped-call]
+                async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def _text(value: Any) -> str:

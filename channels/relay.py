@@ -25,7 +25,9 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
+from channels.consumer_groups import TRANSIENT
 from channels.eventlog import EpochLost, EventLog, LogEntry
+from channels.tasks import cancel_and_wait
 from domain.events import decode_event, ordering_key
 from domain.models import OutboxEntry
 from domain.ports import Leadership, OutboxReader
@@ -72,6 +74,7 @@ class OutboxRelay:
         self._poll = poll_seconds
         self._batch = batch_size
         self._wakeup = asyncio.Event()
+        self._paused = False  # an outage was logged and has not ended yet
         self._task: asyncio.Task[None] | None = None
         self._last_maintenance = 0.0
         self._last_sweep = 0.0
@@ -89,9 +92,7 @@ class OutboxRelay:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         with contextlib.suppress(Exception):
             await self._leadership.release()
 
@@ -106,16 +107,27 @@ class OutboxRelay:
                 moved = await self.relay_once()
                 swept = await self._sweep_due()
                 await self._maintain()
-            except Exception:  # a database or Redis hiccup must not kill the relay for good
-                log.exception("outbox relay failed; retrying")
-                moved = 0
+            except TRANSIENT as error:  # the database or Redis is away: once per outage
+                if not self._paused:
+                    self._paused = True
+                    log.warning("outbox relay paused: %s; retrying until it is back", error)
+                moved = swept = 0
                 await asyncio.sleep(self._poll)
+            except Exception:  # a bug must not kill the relay for good either
+                log.exception("outbox relay failed; retrying")
+                moved = swept = 0
+                await asyncio.sleep(self._poll)
+            else:
+                if self._paused:
+                    self._paused = False
+                    log.warning("outbox relay resumed")
             if moved or swept:
                 continue
             # Idle: wake on a commit, or in time for the next sweep while entries are open.
             timeout = SWEEP_SECONDS if self.relayed > self.completed else self._poll
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
 
     async def relay_once(self) -> int:
         """Relay one batch under the log's current epoch; returns how many entries moved.

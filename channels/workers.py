@@ -15,6 +15,7 @@ from datetime import datetime
 from channels.consumer_groups import ConsumerGroup
 from channels.eventlog import LEASE_RENEW_S, EventLog
 from channels.relay import OutboxRelay
+from channels.tasks import cancel_and_wait
 from domain.consumers import Consumer, Kind
 from domain.ports import Leadership, OutboxReader
 
@@ -74,9 +75,7 @@ class EventWorker:
         """SIGTERM: stop reading, let batches in hand finish, hand the partitions back."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         await asyncio.gather(*(group.stop(grace_s) for group in self.groups))
         self._held = set()
         with contextlib.suppress(Exception):

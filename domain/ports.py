@@ -194,6 +194,11 @@ class RefreshTokenRepository(Protocol):
 
     async def revoke_family(self, family_id: str, at: datetime) -> None: ...
 
+    async def family_revoked(self, family_id: str) -> bool:
+        """True once the login of that family was logged out (or its refresh token was
+        replayed): its access tokens stop working too."""
+        ...
+
     async def revoke_user(self, user_id: int, at: datetime) -> None: ...
 
 

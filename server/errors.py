@@ -151,7 +151,18 @@ def handle_internal(request: Request[Any, Any, Any], exc: Exception) -> Response
     return error_response(500, "internal_error", "internal server error")
 
 
+def handle_recursion(
+    request: Request[Any, Any, Any], exc: RecursionError
+) -> Response[ErrorEnvelope]:
+    """msgspec recurses once per level of JSON nesting and gives up past Python's
+    recursion limit: a body nested that deep is bad input (400), not a server error."""
+    if "deserializing" in str(exc):
+        return error_response(400, "invalid_json", "the request body is nested too deeply")
+    return handle_internal(request, exc)
+
+
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    RecursionError: handle_recursion,
     DomainError: handle_domain_error,
     ValidationException: handle_validation,
     HTTPException: handle_http_exception,

@@ -21,6 +21,7 @@ import msgspec
 import redis.asyncio as redis
 
 from channels.redis_client import COMMAND_TIMEOUT_S, REDIS_ERRORS
+from channels.tasks import cancel_and_wait
 from domain.errors import RateLimited
 from server.ratelimit import RateLimiter
 from server.ws.registry import LocalSocketCounts, SessionRegistry
@@ -166,9 +167,7 @@ class RedisSocketCounts:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def _renew_forever(self) -> None:
         while True:
@@ -226,9 +225,7 @@ class ControlChannel:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         with contextlib.suppress(Exception):
             await self._pubsub_client.aclose()
 
@@ -246,7 +243,8 @@ class ControlChannel:
         while True:
             pubsub = self._pubsub_client.pubsub(ignore_subscribe_messages=True)
             try:
-                await asyncio.wait_for(pubsub.subscribe(self._topic), COMMAND_TIMEOUT_S)
+                async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                    await pubsub.subscribe(self._topic)
                 self.listening.set()
                 delay = 0.1
                 async for message in pubsub.listen():
@@ -261,7 +259,8 @@ class ControlChannel:
                 delay = min(delay * 2, 5.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pubsub.aclose(), COMMAND_TIMEOUT_S)  # type: ignore[no-untyped-call]
+                    async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _apply(self, message: _Control) -> None:
         if message.origin == self._origin:

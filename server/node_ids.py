@@ -15,6 +15,7 @@ import zlib
 
 import redis.asyncio as redis
 
+from channels.tasks import cancel_and_wait
 from domain.ids import MAX_NODE
 
 log = logging.getLogger("plaza.node_ids")
@@ -66,9 +67,7 @@ class NodeIdClaim:
     async def release(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         if self.node_id is not None:
             with contextlib.suppress(Exception):
                 if await self._client.get(self._key(self.node_id)) == self._owner.encode():

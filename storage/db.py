@@ -13,14 +13,19 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.querystring import QueryString
 
+from domain.errors import Unavailable
 from storage.engine import engine_kind
 from storage.urls import DatabaseKind
 
@@ -28,6 +33,58 @@ logger = logging.getLogger(__name__)
 
 Row = Mapping[str, Any]
 Callback = Callable[[], object]
+
+# Plaza's statements answer in milliseconds; 5 s is reached only when the database is
+# down, frozen or drowning, and bounds what a request waits before it is told 503. It
+# covers waiting for a pooled connection too (a frozen server never hands one back).
+STATEMENT_DEADLINE_S = 5.0
+# A transaction is a handful of statements; its BEGIN and COMMIT are bounded with it.
+TRANSACTION_DEADLINE_S = 5.0
+# What a client is told to wait before retrying during an outage.
+RETRY_AFTER_S = 2.0
+
+# What a database that is down, restarting or unreachable raises (a frozen one raises
+# nothing: the deadlines turn it into TimeoutError).
+_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable (ConnectionError included)
+    TimeoutError,
+    asyncpg.PostgresConnectionError,  # cannot connect now, too many connections, ...
+    asyncpg.InterfaceError,  # the connection was closed under the query
+    asyncpg.exceptions.OperatorInterventionError,  # admin or crash shutdown
+)
+
+
+class _Health:
+    """Turns outages into 503s, and says so once when it starts and once when it ends
+    (not once per request: an outage must not flood the log)."""
+
+    def __init__(self) -> None:
+        self.down_since: float | None = None
+
+    def failed(self, error: BaseException) -> BaseException:
+        if isinstance(error, sqlite3.OperationalError):
+            # Busy past the busy timeout (another process holds the write lock) or the
+            # file went away: retry later. Other SQLite errors are bugs, not outages.
+            text = str(error).lower()
+            if "locked" not in text and "unable to open" not in text:
+                return error
+        elif not isinstance(error, _OUTAGE_ERRORS):
+            return error
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            logger.error(
+                "database unavailable (%s: %s); answering 503 until it is back",
+                type(error).__name__,
+                error or "no answer within the deadline",
+            )
+        return Unavailable("the database is unavailable", retry_after=RETRY_AFTER_S)
+
+    def ok(self, started: float) -> None:
+        # Only a statement sent after the outage began proves it over (one in flight
+        # when it began may still succeed).
+        if self.down_since is not None and started > self.down_since:
+            logger.warning("database is back after %.1f s", time.monotonic() - self.down_since)
+            self.down_since = None
 
 
 def compose(*fragments: str) -> str:
@@ -57,15 +114,52 @@ class Database:
         # busy handler, which sleeps in growing steps (20 concurrent likes: ~1.5 s instead
         # of a few ms). Other processes still meet the busy timeout.
         self._sqlite_writer: asyncio.Lock | None = asyncio.Lock() if self.kind == "sqlite" else None
+        self.health = _Health()
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         query = QueryString(sql, *args)
-        if self._sqlite_writer is not None and self._pending.get() is None and _writes(sql):
-            async with self._sqlite_writer:
-                rows = await self.engine.run_querystring(query)
-        else:
-            rows = await self.engine.run_querystring(query)
+        started = time.monotonic()
+        try:
+            if isinstance(self.engine, PostgresEngine):
+                rows = await self._pg_fetch(query)
+            else:
+                async with asyncio.timeout(STATEMENT_DEADLINE_S):
+                    if self._pending.get() is None and _writes(sql):
+                        assert self._sqlite_writer is not None
+                        async with self._sqlite_writer:
+                            rows = await self.engine.run_querystring(query)
+                    else:
+                        rows = await self.engine.run_querystring(query)
+        except Exception as error:
+            translated = self.health.failed(error)
+            if translated is error:
+                raise
+            raise translated from error
+        self.health.ok(started)
         return list(rows or ())
+
+    async def _pg_fetch(self, query: QueryString) -> Any:
+        """A statement on PostgreSQL with a deadline that holds against a frozen server:
+        asyncpg's own timeout and task cancellation both end in a connection reset that
+        waits on the server, so the watchdog closes the socket instead (the statement
+        fails at once with a connection error, and the pool replaces the connection).
+        Inside a transaction, the transaction's watchdog bounds it."""
+        assert isinstance(self.engine, PostgresEngine)
+        sql, args = query.compile_string(engine_type="postgres")
+        current = self.engine.current_transaction.get()
+        if current is not None:
+            return await current.connection.fetch(sql, *args)
+        pool = self.engine.pool
+        if pool is None:
+            return await self.engine.run_querystring(query)
+        async with pool.acquire(timeout=STATEMENT_DEADLINE_S) as connection:
+            watchdog = asyncio.get_running_loop().call_later(
+                STATEMENT_DEADLINE_S, connection.terminate
+            )
+            try:
+                return await connection.fetch(sql, *args)
+            finally:
+                watchdog.cancel()
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)
@@ -96,8 +190,24 @@ class Database:
                     tx = self.engine.transaction(transaction_type=TransactionType.immediate)
                 else:
                     tx = self.engine.transaction()
-                async with tx:
-                    yield
+                watchdog: asyncio.TimerHandle | None = None
+                try:
+                    # The acquire is bounded by the timeout; once the transaction holds a
+                    # connection, the watchdog closes it at the deadline (see _pg_fetch).
+                    async with asyncio.timeout(TRANSACTION_DEADLINE_S + 1.0), tx:
+                        if isinstance(tx, PostgresTransaction):
+                            watchdog = asyncio.get_running_loop().call_later(
+                                TRANSACTION_DEADLINE_S, tx.connection.terminate
+                            )
+                        yield
+                except Exception as error:
+                    translated = self.health.failed(error)
+                    if translated is error:
+                        raise
+                    raise translated from error
+                finally:
+                    if watchdog is not None:
+                        watchdog.cancel()
             finally:
                 self._pending.reset(token)
         # Only reached after a commit: an exception in the body propagates above.

@@ -164,7 +164,8 @@ async def close_engine(engine: Engine[Any]) -> None:
     if isinstance(engine, PostgresEngine) and engine.pool is not None:
         pool = engine.pool
         try:
-            await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT_S)
+            async with asyncio.timeout(POOL_CLOSE_TIMEOUT_S):
+                await pool.close()
         except TimeoutError:
             pool.terminate()
         engine.pool = None

@@ -115,7 +115,8 @@ class PgLeadership:
             conn, self._conn, self._leading = self._conn, None, False
         if conn is not None and not conn.is_closed():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), CONNECT_TIMEOUT_S)
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    await conn.close()
 
 
 class FileLock:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from tests.support.pg_cluster import PrivatePostgres
     from tests.support.redis_server import PrivateRedis
 
 PG_HOST = os.environ.get("PLAZA_TEST_PG_HOST", "127.0.0.1")
@@ -94,6 +95,20 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
     with start(tmp_path) as server:
         yield server
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster of this test's own (initdb), to stop and freeze."""
+    from tests.support.pg_cluster import pg_bindir
+    from tests.support.pg_cluster import private_postgres as start
+
+    if pg_bindir() is None:
+        if services_required():
+            pytest.fail("PostgreSQL server binaries are missing and PLAZA_REQUIRE_SERVICES=1")
+        pytest.skip("PostgreSQL server binaries (initdb) are not installed")
+    with start() as cluster:
+        yield cluster
 
 
 # A test that runs this long is stuck, not slow: print what every asyncio task is waiting

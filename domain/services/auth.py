@@ -129,10 +129,14 @@ class AuthService:
         await self._revoker.revoke_user(user_id)
 
     async def authenticate(self, access_token: str) -> Principal:
-        """Verify a token and that its account still honours it (token_version)."""
+        """Verify a token and that its account still honours it: the same token_version
+        (logout everywhere, password change) and a login not logged out. Both live in the
+        database every instance shares, so a logout holds everywhere at once."""
         claims = self._tokens.verify(access_token)
         account = await self._ctx.store.users.get(claims.user_id)
         if account is None or account.token_version != claims.token_version:
+            raise Unauthorized("token has been revoked", code="invalid_token")
+        if await self._ctx.store.refresh_tokens.family_revoked(claims.session_id):
             raise Unauthorized("token has been revoked", code="invalid_token")
         return Principal(
             user_id=account.id,

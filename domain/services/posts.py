@@ -124,7 +124,10 @@ class PostService:
                         )
                     ]
                 )
-        return await visible_post(self._ctx, post_id, user_id)
+            # Read back inside the transaction: once it commits, nothing may turn the
+            # committed like into an error reply (a failed read after it would).
+            after = await store.posts.get(post_id)
+        return after or post
 
     async def unlike(self, post_id: int, user_id: int) -> Post:
         post = await visible_post(self._ctx, post_id, user_id)
@@ -144,7 +147,10 @@ class PostService:
                         )
                     ]
                 )
-        return await visible_post(self._ctx, post_id, user_id)
+            # Read back inside the transaction: once it commits, nothing may turn the
+            # committed like into an error reply (a failed read after it would).
+            after = await store.posts.get(post_id)
+        return after or post
 
     async def likers(self, post_id: int, viewer_id: int | None, page: PageRequest) -> Page[Account]:
         await visible_post(self._ctx, post_id, viewer_id)

@@ -34,7 +34,8 @@ class SocialService:
                         )
                     ]
                 )
-        return await store.relations.relationship(actor_id, target_id)
+            relationship = await self._ctx.store.relations.relationship(actor_id, target_id)
+        return relationship
 
     async def unfollow(self, actor_id: int, target_id: int) -> Relationship:
         if actor_id == target_id:
@@ -53,7 +54,8 @@ class SocialService:
                         )
                     ]
                 )
-        return await store.relations.relationship(actor_id, target_id)
+            relationship = await self._ctx.store.relations.relationship(actor_id, target_id)
+        return relationship
 
     async def block(self, actor_id: int, target_id: int) -> Relationship:
         if actor_id == target_id:
@@ -83,7 +85,8 @@ class SocialService:
                 )
             if events:
                 await store.outbox.append(events)
-        return await store.relations.relationship(actor_id, target_id)
+            relationship = await self._ctx.store.relations.relationship(actor_id, target_id)
+        return relationship
 
     async def unblock(self, actor_id: int, target_id: int) -> Relationship:
         if actor_id == target_id:
@@ -92,7 +95,8 @@ class SocialService:
             await visible_user(self._ctx, target_id, actor_id)
         async with self._ctx.store.transaction():
             await self._ctx.store.relations.unblock(actor_id, target_id)
-        return await self._ctx.store.relations.relationship(actor_id, target_id)
+            relationship = await self._ctx.store.relations.relationship(actor_id, target_id)
+        return relationship
 
     async def followers(
         self, user_id: int, viewer_id: int | None, page: PageRequest

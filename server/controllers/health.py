@@ -35,7 +35,8 @@ class HealthController(Controller):
         results: dict[str, str] = {}
         for name, check in services.readiness.items():
             try:
-                await asyncio.wait_for(check(), READY_TIMEOUT_S)
+                async with asyncio.timeout(READY_TIMEOUT_S):
+                    await check()
                 results[name] = "ok"
             except Exception as error:  # any failure means "not ready", reported by name
                 logger.warning("readiness check %s failed: %s", name, type(error).__name__)

@@ -21,7 +21,6 @@ up; releasing it sooner needs `transport.abort()`, which uvicorn never calls.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,6 +32,7 @@ from litestar.handlers import WebsocketRouteHandler
 
 from channels.hub import Subscriber
 from channels.queue import QueueClosed
+from channels.tasks import cancel_and_wait
 from domain.errors import Unauthorized
 from server.container import Services
 from server.dependencies import ServicesDep, parse_bearer
@@ -129,9 +129,7 @@ class SocketSession:
             self._done = True
             await registry.remove(self)
             await self._services.hub.detach(self._subscriber)
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+            await cancel_and_wait(self._writer)
 
     async def _read_loop(self) -> Close:
         core = self._core

@@ -433,6 +433,13 @@ class FakeRefreshTokens(_Repo):
         self._write("revoke_family")
         self._revoke(lambda t: t.family_id == family_id, at)
 
+    async def family_revoked(self, family_id: str) -> bool:
+        self._read("family_revoked")
+        return any(
+            t.family_id == family_id and t.revoked_at is not None
+            for t in self._s.refresh_tokens.values()
+        )
+
     async def revoke_user(self, user_id: int, at: datetime) -> None:
         self._write("revoke_user")
         self._revoke(lambda t: t.user_id == user_id, at)

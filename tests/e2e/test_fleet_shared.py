@@ -65,7 +65,20 @@ async def test_logout_closes_that_logins_sockets_on_every_instance(fleet: Fleet)
         assert r.status_code == 204
         assert await on_a.closed_with() == 4401
         assert await on_b.closed_with() == 4401  # the other instance's socket too
-        await kept.ok("ping")  # another login of the same user is not affected
+        # The logged-out login's access token is refused at once on both instances, REST
+        # and WebSocket alike; another login of the same user is not affected.
+        for server in (a, b):
+            r = await http.get(
+                f"{server.api}/users/me", headers={"Authorization": f"Bearer {user.token}"}
+            )
+            assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
+        refused = await Ws.connect(b.ws_url, user.token)
+        assert await refused.closed_with() == 4401
+        r = await http.get(
+            f"{b.api}/users/me", headers={"Authorization": f"Bearer {other_login['access_token']}"}
+        )
+        assert r.status_code == 200
+        await kept.ok("ping")
         auth = {"Authorization": f"Bearer {other_login['access_token']}"}
         r = await http.post(f"{b.api}/auth/logout_all", headers=auth)
         assert r.status_code == 204

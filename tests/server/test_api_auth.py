@@ -96,12 +96,17 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(api: Api) -> None:
     assert_error(r, 401, "invalid_token")
 
 
-async def test_logout_revokes_the_refresh_family(api: Api) -> None:
+async def test_logout_revokes_the_refresh_family_and_its_access_tokens(api: Api) -> None:
     user = await api.user("gina")
+    other = await api.post("/auth/login", json={"login": "gina", "password": PASSWORD})
+    other_auth = {"Authorization": f"Bearer {other.json()['access_token']}"}
     r = await api.post("/auth/logout", json={"refresh_token": user.refresh_token})
     assert r.status_code == 204 and r.content == b""
     r = await api.post("/auth/refresh", json={"refresh_token": user.refresh_token})
     assert_error(r, 401, "invalid_token")
+    # That login's access token dies with it, not 15 minutes later; another login lives.
+    assert_error(await api.get("/users/me", user), 401, "invalid_token")
+    assert (await api.request("GET", "/users/me", headers=other_auth)).status_code == 200
     r = await api.post("/auth/logout", json={"refresh_token": "never-issued"})
     assert_error(r, 401, "invalid_token")
 

@@ -167,3 +167,17 @@ async def test_unexpected_errors_are_a_bare_500_and_logged_without_secrets(
 
 def _json() -> dict[str, str]:
     return {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("depth", [100, 1000, 100_000])
+async def test_deeply_nested_json_is_an_ordinary_bad_request(api: Api, depth: int) -> None:
+    """Nesting is input like any other: a 4xx with the envelope, never a 500 (msgspec and
+    Litestar recurse per level)."""
+    user = await api.user()
+    nested = "[" * depth + "]" * depth
+    for body in (nested, '{"content": ' + nested + "}"):
+        r = await api.post(
+            "/posts", user, content=body, headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code in (400, 422), (depth, r.status_code, r.text[:200])
+        assert r.json()["error"]["code"] in ("invalid_json", "validation_error")
