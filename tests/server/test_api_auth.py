@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
+import time
+
 import pytest
 from api_world import BOTH_BACKENDS, PASSWORD, Api, assert_error
 
@@ -79,6 +82,29 @@ async def test_unknown_user_and_wrong_password_look_the_same(api: Api) -> None:
     assert wrong.status_code == unknown.status_code
     r = await api.post("/auth/login", json={"password": PASSWORD})
     assert_error(r, 422)
+
+
+@pytest.mark.slow
+async def test_unknown_user_and_wrong_password_take_the_same_time(api: Api) -> None:
+    """No timing oracle for which accounts exist: an unknown login burns a real argon2id
+    verification too. Interleaved tries, so drift on a busy machine hits both alike."""
+    await api.user("tess")
+    wrong_ms: list[float] = []
+    unknown_ms: list[float] = []
+    for n in range(150):
+        for login, password, times in (
+            ("tess", f"wrong password {n}", wrong_ms),
+            (f"nobody{n}", f"wrong password {n}", unknown_ms),
+        ):
+            started = time.perf_counter()
+            r = await api.post("/auth/login", json={"login": login, "password": password})
+            times.append((time.perf_counter() - started) * 1000)
+            assert r.status_code == 401
+    wrong, unknown = statistics.median(wrong_ms), statistics.median(unknown_ms)
+    # A login without argon2 costs ~1 ms here, with it ~25 ms: a gap of 5 ms would say
+    # which it was; the medians sit well within that.
+    assert abs(wrong - unknown) < 5.0, (wrong, unknown)
+    assert min(wrong, unknown) > 5.0  # both really hashed
 
 
 @BOTH_BACKENDS
