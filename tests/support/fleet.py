@@ -146,7 +146,8 @@ def running_fleet(
     prefix: str | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Fleet]:
-    env = base_env(database_url, redis_url, prefix or f"fleet-{uuid.uuid4().hex[:8]}:")
+    key_prefix = prefix or f"fleet-{uuid.uuid4().hex[:8]}:"
+    env = base_env(database_url, redis_url, key_prefix)
     env.update(extra_env or {})
     fleet = Fleet(workdir, env)
     fleet.migrate()
@@ -158,3 +159,19 @@ def running_fleet(
         yield fleet
     finally:
         fleet.stop()
+        drop_keys(redis_url, key_prefix)
+
+
+def drop_keys(redis_url: str, prefix: str) -> None:
+    """The fleet's key space goes with it (the shared Redis keeps nothing of a test)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+    except redis.RedisError:
+        pass  # a fault test's private Redis may be gone already
+    finally:
+        client.close()
