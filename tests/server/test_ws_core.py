@@ -14,10 +14,14 @@ import jwt
 import pytest
 import pytest_asyncio
 from api_world import Api, User, make_settings, running_api
+from frame_strategies import FRAMES
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from channels.hub import Subscriber
 from channels.queue import QueueClosed, QueueLost, QueueOverflowed
 from server.security.tokens import JwtAccessTokens
+from server.ws.frames import CloseCode
 from server.ws.session import Close, SessionCore
 
 # One app for the module: its start and stop cost more than all the tests together.
@@ -388,3 +392,47 @@ async def test_a_close_from_outside_stands_and_later_input_is_ignored(api: Api) 
     assert s.at(1e9) == going
     assert s.core.on_disconnect(1000) == going
     assert await s.frames() == []
+
+
+# --- fuzzing -----------------------------------------------------------------------------
+
+# Closes a hostile stream of frames may earn; never 1011 or another internal failure.
+ALLOWED_CLOSES = {CloseCode.PROTOCOL_VIOLATION, CloseCode.RATE_LIMITED, CloseCode.TOO_LARGE}
+
+
+@given(batch=st.lists(FRAMES, min_size=1, max_size=6))
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+async def test_no_frame_crashes_a_session(api: Api, batch: list[str]) -> None:
+    """Random frames into an authenticated session: every one is answered or closes the
+    socket with a documented code; none raises, none is an internal error, and a session
+    still open afterwards serves a ping."""
+    s = await authed(api, await fuzz_user(api))
+    for frame in batch:
+        decision = await s.send(frame)
+        replies = await s.frames()
+        assert all(r.get("error", {}).get("code") != "internal_error" for r in replies), (
+            frame,
+            replies,
+        )
+        if decision is not None:
+            assert decision.code in ALLOWED_CLOSES, (frame, decision)
+            return
+    assert await s.ok("ping") == {}
+
+
+_fuzz_users: list[User] = []
+_fuzz_sessions = 0
+
+
+async def fuzz_user(api: Api) -> User:
+    """A user for the next example: one per nine sessions (the tenth socket of a user
+    would be refused, and a login per example would cost an argon2 hash each)."""
+    global _fuzz_sessions
+    if _fuzz_sessions % 9 == 0:
+        _fuzz_users.append(await api.user())
+    _fuzz_sessions += 1
+    return _fuzz_users[-1]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import msgspec
 import pytest
+from frame_strategies import RAW_FRAMES
+from hypothesis import given, settings
 
 from channels.backend import Position
 from server.ws.frames import CloseCode, encode_close_soon, encode_error, encode_reply
@@ -219,3 +222,13 @@ def test_close_codes_are_the_protocol_values() -> None:
     ]
     # 4000-4499 invite a reconnect; 4500-4999 do not.
     assert CloseCode.SLOW_CONSUMER < 4500 <= CloseCode.PROTOCOL_VIOLATION
+
+
+@given(frame=RAW_FRAMES)
+@settings(max_examples=500, deadline=None)
+def test_the_decoder_answers_any_frame_with_a_request_or_a_frame_error(
+    frame: bytes | str,
+) -> None:
+    """Fuzzed (hypothesis): nothing but FrameError ever escapes the decoder."""
+    with contextlib.suppress(FrameError):
+        decode_request(frame)
