@@ -68,6 +68,15 @@ class RateLimited(DomainError):
         self.retry_after = retry_after
 
 
+class InsufficientStorage(DomainError):
+    """The server cannot store what was sent: its disk is full or its media folder cannot
+    be written. Nothing was stored; the same request may succeed once an operator acts."""
+
+    status = 507
+    default_code = "insufficient_storage"
+    retryable = True
+
+
 class Unavailable(DomainError):
     status = 503
     default_code = "unavailable"

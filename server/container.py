@@ -116,6 +116,7 @@ def build_services(
     posts = PostService(ctx)
     social = SocialService(ctx)
     feed_store = feed_store or storage.feed
+    blobs = FileBlobStore(settings.media_dir)
     feed = FeedService(ctx, feed_store)
     notifications = NotificationService(ctx)
     search = SearchService(ctx, storage.search)
@@ -143,7 +144,7 @@ def build_services(
         search=search,
         media=MediaService(
             ctx,
-            FileBlobStore(settings.media_dir),
+            blobs,
             PillowImageProcessor(settings.max_upload_bytes, settings.max_image_pixels),
         ),
         lists=ListService(
@@ -158,4 +159,5 @@ def build_services(
         hub=hub,
         sessions=sessions.registry,
         publisher=publisher,
+        readiness={"media": blobs.check_writable},
     )

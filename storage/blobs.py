@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import tempfile
 from pathlib import Path
+
+from domain.errors import InsufficientStorage
+
+log = logging.getLogger("plaza.storage.media")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -26,7 +31,25 @@ class FileBlobStore:
         return self.root / sha256[0:2] / sha256[2:4] / sha256
 
     async def put(self, sha256: str, data: bytes) -> None:
-        await asyncio.to_thread(self._put, self.path_for(sha256), data)
+        try:
+            await asyncio.to_thread(self._put, self.path_for(sha256), data)
+        except OSError as error:  # disk full, read-only, not a directory, ...
+            log.error("media folder %s cannot be written: %s", self.root, error)
+            raise InsufficientStorage("the server cannot store the file now") from error
+
+    async def check_writable(self) -> None:
+        """Raises when a file cannot be written to the media folder (GET /ready)."""
+        await asyncio.to_thread(self._probe)
+
+    def _probe(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".ready-")
+        try:
+            os.write(fd, b"ok")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            Path(tmp).unlink(missing_ok=True)
 
     async def get(self, sha256: str) -> bytes | None:
         return await asyncio.to_thread(self._get, self.path_for(sha256))

@@ -112,7 +112,7 @@ async def test_health_ready_and_schema(api: Api) -> None:
     r = await api.get("/health")
     assert (r.status_code, r.json()) == (200, {"status": "ok"})
     r = await api.get("/ready")
-    assert r.status_code == 200 and r.json()["checks"] == {"database": "ok"}
+    assert r.status_code == 200 and r.json()["checks"] == {"database": "ok", "media": "ok"}
 
     async def down() -> None:
         raise ConnectionError("database is gone")
@@ -120,7 +120,10 @@ async def test_health_ready_and_schema(api: Api) -> None:
     api.services.readiness["database"] = down
     r = await api.get("/ready")
     assert r.status_code == 503
-    assert r.json() == {"status": "unavailable", "checks": {"database": "unavailable"}}
+    assert r.json() == {
+        "status": "unavailable",
+        "checks": {"database": "unavailable", "media": "ok"},
+    }
     assert r.headers["Retry-After"]
 
     r = await api.get("/schema/openapi.json")
@@ -159,7 +162,8 @@ async def test_unexpected_errors_are_a_bare_500_and_logged_without_secrets(
         logged = [rec.getMessage() for rec in caplog.records if rec.name == "plaza.server"]
         assert logged == ["unhandled RuntimeError on GET /api/v1/boom"]
         assert "leaky" not in caplog.text and "t0k" not in caplog.text
-        assert (await api.get("/ready")).json()["checks"] == {"database": "ok", "boom": "ok"}
+        checks = (await api.get("/ready")).json()["checks"]
+        assert checks == {"database": "ok", "media": "ok", "boom": "ok"}
         r = await api.get("/busy")
         assert_error(r, 503, "unavailable")
         assert r.headers["Retry-After"] == "3"

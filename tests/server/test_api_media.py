@@ -103,3 +103,30 @@ async def test_upload_limit(tmp_path: Path) -> None:
             "/media", alice, files={"file": ("a.png", png(300, 300, noise=True), "image/png")}
         )
         assert_error(r, 413, "payload_too_large")
+
+
+async def test_a_media_folder_that_cannot_be_written_is_507_and_not_ready(
+    tmp_path: Path,
+) -> None:
+    """Uploads into storage that refuses writes (here its parent is a file, which holds
+    even for root; a full disk fails the same way) are a 507 with the envelope, /ready
+    names the media folder, the rest of the API works, and it all recovers when fixed."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("in the way")
+    settings = make_settings(
+        tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", media_dir=blocker / "media"
+    )
+    async with running_api(settings) as api:
+        alice = await api.user()
+        r = await api.post("/media", alice, files={"file": ("a.png", png(), "image/png")})
+        assert_error(r, 507, "insufficient_storage")
+        ready = await api.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {"database": "ok", "media": "unavailable"}
+        r = await api.post("/posts", alice, json={"content": "text still works"})
+        assert r.status_code == 201
+
+        blocker.unlink()  # the operator frees the path
+        r = await api.post("/media", alice, files={"file": ("a.png", png(), "image/png")})
+        assert r.status_code == 201, r.text
+        assert (await api.get("/ready")).status_code == 200
