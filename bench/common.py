@@ -304,3 +304,12 @@ async def drop_redis_prefix(prefix: str) -> None:
             await client.delete(*keys[start : start + 1000])
     finally:
         await client.aclose()
+
+
+def report(result: dict[str, Any], out: Path | None) -> None:
+    """Stamp `result` with the machine it ran on, print it, and write it to `out` too."""
+    result["machine"] = machine_info()
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        out.write_text(text + "\n")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import sys
@@ -39,7 +38,7 @@ if __package__ in (None, ""):
 import asyncpg
 import redis.asyncio as redis
 
-from bench.common import REDIS_URL, create_database, drop_database, drop_redis_prefix, machine_info
+from bench.common import REDIS_URL, create_database, drop_database, drop_redis_prefix, report
 from domain.clock import SystemClock
 from domain.ids import SnowflakeIds
 from domain.pagination import PageRequest
@@ -269,11 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.seconds,
             )
         )
-    result["machine"] = machine_info()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    report(result, args.out)
     return 0
 
 

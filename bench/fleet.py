@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
 import signal
@@ -47,8 +46,8 @@ from bench.common import (
     create_database,
     drop_database,
     drop_redis_prefix,
-    machine_info,
     proc_cpu_seconds,
+    report,
 )
 from bench.ws_latency import measure
 from domain.events import LikeCreated, encode_event
@@ -345,11 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         result = throughput(args.events, args.repeats, args.timeout, args.worker_cpu)
     else:
         result = latency(args.followers, args.posts, args.rate, args.time_limit)
-    result["machine"] = machine_info()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    report(result, args.out)
     return 0
 
 

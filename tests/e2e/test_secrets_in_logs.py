@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,12 @@ SECRET_KEY = "s3cret-" + "k" * 40
 NEW_PASSWORD = "a brand new passphrase 7"
 
 
+async def login(http: httpx.AsyncClient, api: str, name: str, password: str) -> Any:
+    r = await http.post(f"{api}/auth/login", json={"login": name, "password": password})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 async def test_no_token_password_or_key_is_ever_logged(tmp_path: Path) -> None:
     env = {"PLAZA_SECRET_KEY": SECRET_KEY}
     secrets: list[str] = [SECRET_KEY, PASSWORD, NEW_PASSWORD]
@@ -33,10 +40,7 @@ async def test_no_token_password_or_key_is_ever_logged(tmp_path: Path) -> None:
                 json={"username": name, "email": f"{name}@example.com", "password": PASSWORD},
             )
             assert r.status_code == 201, r.text
-            r = await http.post(
-                f"{server.api}/auth/login", json={"login": name, "password": PASSWORD}
-            )
-            first = r.json()
+            first = await login(http, server.api, name, PASSWORD)
             secrets += [first["access_token"], first["refresh_token"]]
             r = await http.post(
                 f"{server.api}/auth/login", json={"login": name, "password": "not it at all"}
@@ -52,18 +56,15 @@ async def test_no_token_password_or_key_is_ever_logged(tmp_path: Path) -> None:
                 f"{server.api}/auth/refresh", json={"refresh_token": first["refresh_token"]}
             )
             assert r.status_code == 401
-            r = await http.post(
-                f"{server.api}/auth/login", json={"login": name, "password": PASSWORD}
-            )
-            login = r.json()
-            secrets += [login["access_token"], login["refresh_token"]]
-            auth = {"Authorization": f"Bearer {login['access_token']}"}
+            session = await login(http, server.api, name, PASSWORD)
+            secrets += [session["access_token"], session["refresh_token"]]
+            auth = {"Authorization": f"Bearer {session['access_token']}"}
 
-            async with await Ws.connect(server.ws_url, login["access_token"]) as by_header:
+            async with await Ws.connect(server.ws_url, session["access_token"]) as by_header:
                 await by_header.ok("subscribe", channel="feed")
             async with await Ws.connect(server.ws_url) as by_frame:
-                await by_frame.ok("auth", token=login["access_token"])
-            forged = login["access_token"][:-4] + "AAAA"
+                await by_frame.ok("auth", token=session["access_token"])
+            forged = session["access_token"][:-4] + "AAAA"
             secrets.append(forged)
             async with await Ws.connect(server.ws_url) as bad:
                 reply = await bad.call("auth", token=forged)
@@ -71,7 +72,7 @@ async def test_no_token_password_or_key_is_ever_logged(tmp_path: Path) -> None:
             # A token in the query string is not how Plaza authenticates, but a client
             # may still send one: it must not be written out either.
             async with websockets.connect(
-                f"{server.ws_url}?access_token={login['access_token']}"
+                f"{server.ws_url}?access_token={session['access_token']}"
             ) as conn:
                 await conn.send(json.dumps({"id": 1, "op": "ping"}))
                 await conn.recv()  # refused: authenticate first
@@ -82,10 +83,7 @@ async def test_no_token_password_or_key_is_ever_logged(tmp_path: Path) -> None:
                 json={"old_password": PASSWORD, "new_password": NEW_PASSWORD},
             )
             assert r.status_code == 204, r.text
-            r = await http.post(
-                f"{server.api}/auth/login", json={"login": name, "password": NEW_PASSWORD}
-            )
-            last = r.json()
+            last = await login(http, server.api, name, NEW_PASSWORD)
             secrets += [last["access_token"], last["refresh_token"]]
             r = await http.post(
                 f"{server.api}/auth/logout", json={"refresh_token": last["refresh_token"]}
