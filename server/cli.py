@@ -92,6 +92,7 @@ def serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     import uvicorn
 
     from server.app import create_app
+    from server.ws.transport import ReleasingWebSocketProtocol
 
     if settings.embedded:
         refusal = asyncio.run(_embedded_refusal(settings))
@@ -105,6 +106,9 @@ def serve(settings: Settings, *, host: str | None, port: int | None) -> int:
         port=port or settings.port,
         # The protocol's frame limit: uvicorn closes a bigger frame with 1009 itself.
         ws_max_size=settings.ws_max_frame_bytes,
+        # uvicorn's default protocol, but a socket whose peer stops reading is aborted
+        # shortly after its close instead of holding its buffers until TCP gives up.
+        ws=ReleasingWebSocketProtocol,
         # uvicorn's access log prints query strings; requests are not worth a token leak.
         access_log=False,
         # Off: behind no proxy, X-Forwarded-For is attacker-controlled and would let a

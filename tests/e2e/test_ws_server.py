@@ -48,6 +48,8 @@ FAST = {
 # transport buffer for a peer that reads nothing.
 HISTORY_POSTS = 120
 STALLING_REQUESTS = 45
+# Peers that stop reading at once, each with full buffers on the server side.
+STUCK_PEERS = 5
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +202,37 @@ async def test_a_peer_that_takes_nothing_is_dropped_within_the_heartbeat_window(
         peer.close()
 
 
+async def test_peers_that_take_nothing_lose_their_connections_not_only_their_sessions(
+    fast: LiveServer, http: httpx.AsyncClient, history: History
+) -> None:
+    """The session's watchdog lets go of the session; the transport under it is then
+    aborted (an RST) 2 s after its close, whatever its buffers hold, instead of holding
+    them until TCP gives up. Observed from the kernel's connection table."""
+    peers = []
+    try:
+        for _ in range(STUCK_PEERS):
+            reader = await make_user(http, fast.api)
+            peer = _handshake(fast.port, reader.token, rcvbuf=4096)
+            _ask_for_history(peer, history.channel, _subscribe(peer, history.channel))
+            peers.append(peer)
+        ports = {peer.getsockname()[1] for peer in peers}
+        assert _server_side(fast.port, ports) == ports  # all held, buffers full
+        started = time.monotonic()
+        while _server_side(fast.port, ports) and time.monotonic() - started < 15:
+            await asyncio.sleep(0.1)
+        released_after = time.monotonic() - started
+        assert _server_side(fast.port, ports) == set()
+        # 2 s of stalled writes (ping interval + timeout), up to 1 s for the close, 2 s
+        # until the abort: 5 s, plus scheduling slack on a busy machine.
+        assert released_after < 8, released_after
+        for peer in peers:  # each peer was reset, not closed politely
+            with pytest.raises(ConnectionResetError):
+                _drain(peer)
+    finally:
+        for peer in peers:
+            peer.close()
+
+
 async def test_logout_returns_even_if_the_socket_takes_nothing(
     fast: LiveServer, http: httpx.AsyncClient, history: History
 ) -> None:
@@ -286,6 +319,25 @@ def _read_frames(
         if not chunk:
             return frames
         data += chunk
+
+
+def _server_side(port: int, peer_ports: set[int]) -> set[int]:
+    """Which of these client ports the server still holds a connection to (IPv4 loopback),
+    from the kernel's table: the server side's local port is `port`."""
+    held = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote = line.split()[1:3]
+        remote_port = int(remote.split(":")[1], 16)
+        if int(local.split(":")[1], 16) == port and remote_port in peer_ports:
+            held.add(remote_port)
+    return held
+
+
+def _drain(sock: socket.socket) -> None:
+    """Read until the connection ends (raises what ended it, if not a clean EOF)."""
+    sock.settimeout(10)
+    while sock.recv(1 << 20):
+        pass
 
 
 def _handshake(port: int, token: str, rcvbuf: int | None = None) -> socket.socket:
