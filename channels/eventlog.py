@@ -145,6 +145,12 @@ class EventLog(ABC):
         """Housekeeping now and then (the relay calls it every minute or so)."""
         return None
 
+    @abstractmethod
+    async def lag(self) -> dict[str, int]:
+        """Per group: entries of the log it has not acknowledged yet (delivered and
+        pending, or never delivered), summed over the partitions. For operators (the
+        consumer lag metric): a number that keeps growing means that kind falls behind."""
+
     # --- the consumers' side ----------------------------------------------------------------
 
     @abstractmethod

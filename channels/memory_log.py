@@ -101,6 +101,16 @@ class MemoryEventLog(EventLog):
             for i in [i for i in part.entries if i <= last]:
                 del part.entries[i]
 
+    async def lag(self) -> dict[str, int]:
+        return {
+            group: sum(
+                max(0, part.last_id - part.groups[group].next_id + 1)
+                + len(part.groups[group].pending)
+                for part in self._parts
+            )
+            for group in self._groups
+        }
+
     @staticmethod
     def _floor(part: _Partition) -> int:
         """The first id some group still needs (pending, or not yet read)."""

@@ -17,6 +17,7 @@ from channels.hub import Hub
 from channels.publisher import ChannelPublisher
 from server.container import build_services
 from server.live import event_worker, feed_store, live_layer, node_id
+from server.metrics import serve_worker_metrics
 from server.settings import Settings
 
 log = logging.getLogger("plaza.worker")
@@ -47,6 +48,9 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             feed_store=feed_store(settings, storage, layer),
         )
         worker = event_worker(services, layer.log)
+        # Before the worker starts: a port already taken stops the process at once.
+        if settings.metrics_port is not None:
+            stack.callback(serve_worker_metrics(worker, settings.host, settings.metrics_port))
         await worker.start()
         log.info("worker %s started", worker.worker_id)
         await stop.wait()

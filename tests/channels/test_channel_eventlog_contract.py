@@ -218,3 +218,14 @@ async def test_a_worker_that_leaves_frees_its_share_at_once(el: Log) -> None:
     await el.log.leave("leaves")
     # One live worker again, and nothing held by the one that left.
     assert await el.log.assignment("stays") == set(range(PARTITIONS))
+
+
+async def test_lag_counts_what_each_group_has_not_acknowledged(el: Log) -> None:
+    assert await el.log.lag() == dict.fromkeys(GROUPS, 0)
+    await el.log.append(el.epoch, entries([1, 2, 3]))
+    assert await el.log.lag() == dict.fromkeys(GROUPS, 3)
+    feed = await read_all(el.log, "feed", "w1")
+    # Delivered is not done: pending entries still count.
+    assert (await el.log.lag())["feed"] == 3
+    await el.log.ack("feed", feed[0].partition, [feed[0].log_id])
+    assert await el.log.lag() == {"feed": 2, "notifications": 3, "live": 3}
