@@ -21,6 +21,25 @@ MAX_SEQUENCE = (1 << SEQUENCE_BITS) - 1
 MAX_ID = (1 << 63) - 1  # fits a signed BIGINT column
 
 
+def _decimals_up_to(limit: int) -> str:
+    """A regular expression of exactly the decimal strings 1..limit in canonical form (no
+    sign, no leading zero): what `parse_id` accepts, for schemas to state."""
+    digits = str(limit)
+    shorter = f"[1-9][0-9]{{0,{len(digits) - 2}}}"
+    same_length = []
+    for i, digit in enumerate(digits):
+        low = 1 if i == 0 else 0
+        if int(digit) > low:
+            rest = len(digits) - i - 1
+            same_length.append(f"{digits[:i]}[{low}-{int(digit) - 1}][0-9]{{{rest}}}")
+    same_length.append(digits)
+    return f"^(?:{'|'.join([shorter, *same_length])})$"
+
+
+# Every id `parse_id` accepts and nothing else (the OpenAPI schema states it).
+ID_PATTERN = _decimals_up_to(MAX_ID)
+
+
 class SnowflakeIds:
     """Thread-safe generator; monotonic even if the wall clock steps back."""
 

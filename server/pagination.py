@@ -14,8 +14,8 @@ from litestar.datastructures import URL
 from litestar.params import QueryParameter
 
 from domain.errors import ValidationFailed
-from domain.ids import parse_id
-from domain.pagination import MAX_LIMIT, Page, PageRequest
+from domain.ids import ID_PATTERN, parse_id
+from domain.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest
 
 T = TypeVar("T")
 
@@ -38,17 +38,33 @@ def _cursor(raw: str | None, field: str) -> int | None:
     return parse_id(raw, field)
 
 
+def cursor(name: str, description: str) -> Any:
+    """A paging cursor: an id, documented with the pattern `parse_id` accepts."""
+    return QueryParameter(
+        name=name,
+        description=description,
+        # Empty is the same as absent.
+        schema_extra={
+            "one_of": None,
+            "type": "string",
+            "pattern": ID_PATTERN.replace("(?:", "(?:|", 1),
+        },
+    )
+
+
 def provide_page(
     limit: Annotated[
-        str | None, QueryParameter(name="limit", description="1-40, default 20 (larger: 40)")
+        str | None,
+        QueryParameter(
+            name="limit",
+            description=f"default {DEFAULT_LIMIT}; larger values are clamped to {MAX_LIMIT}",
+            # Documented as the integer it is; parsed here (see the module docstring).
+            schema_extra={"one_of": None, "type": "integer", "minimum": 1},
+        ),
     ] = None,
-    max_id: Annotated[str | None, QueryParameter(name="max_id", description="older than")] = None,
-    since_id: Annotated[
-        str | None, QueryParameter(name="since_id", description="the newest items newer than it")
-    ] = None,
-    min_id: Annotated[
-        str | None, QueryParameter(name="min_id", description="the items right after it")
-    ] = None,
+    max_id: Annotated[str | None, cursor("max_id", "older than")] = None,
+    since_id: Annotated[str | None, cursor("since_id", "the newest items newer than it")] = None,
+    min_id: Annotated[str | None, cursor("min_id", "the items right after it")] = None,
 ) -> PageRequest:
     """Litestar dependency `page`: the documented query parameters of every list."""
     return PageRequest.of(

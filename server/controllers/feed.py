@@ -8,6 +8,7 @@ from litestar import Controller, Request, Response, get
 
 from domain.views import PostView
 from server.dependencies import PageDep, PrincipalDep, ServicesDep
+from server.openapi import BEARER, errors
 from server.pagination import rest_page
 
 
@@ -15,7 +16,7 @@ class FeedController(Controller):
     path = "/feed"
     tags = ("feed",)
 
-    @get("/")
+    @get("/", security=BEARER, responses=errors(401, 422))
     async def home(
         self,
         request: Request[Any, Any, Any],

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.errors import ValidationFailed
 from domain.ids import (
     EPOCH_MS,
+    ID_PATTERN,
     MAX_ID,
     MAX_SEQUENCE,
     NODE_BITS,
@@ -141,3 +145,31 @@ def test_parse_id_rejects_with_a_422(value: object) -> None:
         parse_id(value, "post_id")  # type: ignore[arg-type]
     assert info.value.status == 422
     assert info.value.details == {"field": "post_id"}
+
+
+def _accepted(text: str) -> bool:
+    try:
+        parse_id(text)
+    except ValidationFailed:
+        return False
+    return True
+
+
+@settings(max_examples=500)
+@given(
+    st.one_of(
+        st.integers(min_value=-10, max_value=2**64).map(str),
+        st.from_regex(r"\A[0-9]{1,21}\Z"),
+        st.text(max_size=21),
+    )
+)
+def test_id_pattern_is_exactly_what_parse_id_accepts(text: str) -> None:
+    # The OpenAPI schema states ID_PATTERN; a client that keeps to it is never refused.
+    assert bool(re.fullmatch(ID_PATTERN, text)) == _accepted(text)
+
+
+@pytest.mark.parametrize(
+    "text", [str(MAX_ID), str(MAX_ID - 1), str(MAX_ID + 1), "1", "9" * 18, "9" * 19, "1" + "0" * 18]
+)
+def test_id_pattern_at_the_edges(text: str) -> None:
+    assert bool(re.fullmatch(ID_PATTERN, text)) == _accepted(text)
