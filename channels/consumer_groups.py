@@ -22,7 +22,7 @@ import msgspec
 from channels.eventlog import NEW, PENDING, Delivery, EventLog
 from channels.tasks import cancel_and_wait
 from domain.consumers import Consumer, Kind
-from domain.errors import Unavailable
+from domain.errors import InsufficientStorage, Unavailable
 from domain.events import DomainEvent, decode_event
 from domain.models import DeadLetter
 from domain.ports import OutboxReader
@@ -51,10 +51,17 @@ def backoff(attempt: int) -> float:
 
 
 # Failures of a dependency, not of the event: Redis or the database away (the backends
-# raise Unavailable; a connection that breaks, an OSError or a timeout). They never count
+# raise Unavailable; a connection that breaks, an OSError or a timeout), or a database
+# whose disk is full (InsufficientStorage: it stores again once room is made). They never count
 # against an event's attempts, or an outage would turn every event into a dead letter; the
 # event is retried until the dependency is back.
-TRANSIENT: tuple[type[BaseException], ...] = (Unavailable, ConnectionError, TimeoutError, OSError)
+TRANSIENT: tuple[type[BaseException], ...] = (
+    Unavailable,
+    InsufficientStorage,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
 
 
 class ConsumerGroup:

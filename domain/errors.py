@@ -63,9 +63,20 @@ class RateLimited(DomainError):
     default_code = "rate_limited"
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        code: str | None = None,
+        limit: int | None = None,
+        reset: float | None = None,
+    ) -> None:
+        """`limit`: the budget a full bucket holds; `reset`: seconds until it is full."""
         super().__init__(message, code=code, details={"retry_after": retry_after})
         self.retry_after = retry_after
+        self.limit = limit
+        self.reset = reset
 
 
 class InsufficientStorage(DomainError):

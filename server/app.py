@@ -17,26 +17,30 @@ from typing import cast
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from channels.hub import Hub
 from channels.publisher import ChannelPublisher
 from channels.workers import EventWorker
+from server.access import install as install_access
 from server.container import API_PREFIX, Services, build_services
 from server.controllers.auth import AuthController
 from server.controllers.feed import FeedController
 from server.controllers.health import HealthController
 from server.controllers.media import MediaController, upload_body_limit
+from server.controllers.metrics import metrics_endpoint
 from server.controllers.notifications import NotificationsController
 from server.controllers.posts import PostsController
 from server.controllers.search import SearchController
 from server.controllers.users import UsersController
 from server.dependencies import DEPENDENCIES
 from server.errors import EXCEPTION_HANDLERS
-from server.headers import security_headers
+from server.headers import options_allow, security_headers
 from server.live import event_worker, feed_store, fleet_sessions, live_layer, node_id
+from server.metrics import Metrics, Sources
+from server.openapi import BEARER_SCHEME, ClosedStructSchemaPlugin, LocalSwaggerRenderPlugin
 from server.settings import Settings
+from server.web import WebAppController
 from server.ws.endpoint import make_ws_endpoint
 
 SCHEMA_PATH = f"{API_PREFIX}/schema"
@@ -51,6 +55,7 @@ def create_app(
     fleets run `plaza migrate` as a release step, never from N web processes at once)."""
     run_migrations = settings.database_kind == "sqlite" if migrate is None else migrate
     run_workers = settings.embedded if workers is None else workers
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -91,6 +96,7 @@ def create_app(
                 stack.callback(storage.store.remove_outbox_listener, worker.wake)
                 await worker.start()
                 stack.push_async_callback(worker.stop)
+            metrics.bind(Sources(storage.outbox_reader, layer.log, app.state.worker))
             yield
 
     api = Router(
@@ -108,29 +114,34 @@ def create_app(
         ],
         dependencies=DEPENDENCIES,
     )
-    return Litestar(
-        route_handlers=[api],
+    application = Litestar(
+        route_handlers=[api, WebAppController, metrics_endpoint(metrics)],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[security_headers(docs_prefix=SCHEMA_PATH)],
+        before_send=[security_headers(docs_prefix=SCHEMA_PATH), options_allow()],
         request_max_body_size=settings.max_body_bytes,
         cors_config=_cors(settings),
         openapi_config=OpenAPIConfig(
             title="Plaza",
             version="1",
             path=SCHEMA_PATH,
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
+            # Served from Plaza's own files: the docs work without internet.
+            render_plugins=[LocalSwaggerRenderPlugin(SCHEMA_PATH)],
             components=Components(
                 security_schemes={
-                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                    BEARER_SCHEME: SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
                 }
             ),
-            security=[{"bearer": []}],
+            # No document-wide security: each operation states its own (server.openapi).
         ),
+        plugins=[ClosedStructSchemaPlugin()],
         debug=False,
         # The process owns logging (server.cli); a library must not replace root handlers.
         logging_config=None,
     )
+    # Request ids, access lines and HTTP metrics for every request, routed or not.
+    install_access(application, metrics, settings.trusted_proxies)
+    return application
 
 
 def services_of(app: Litestar) -> Services:
@@ -170,6 +181,12 @@ def _cors(settings: Settings) -> CORSConfig | None:
         allow_origins=list(settings.allowed_origins),
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-        expose_headers=["Link", "Retry-After"],
+        expose_headers=[
+            "Link",
+            "Retry-After",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+        ],
         max_age=600,
     )

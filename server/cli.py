@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from domain.consumers import Kind
+from server.logs import configure as configure_logging
 from server.settings import ConfigError, Settings
 
 KINDS = [str(kind) for kind in Kind]
@@ -66,17 +67,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # Plaza's own loggers (plaza.*) and the libraries' warnings; uvicorn configures its own.
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # piccolo announces the PostgreSQL version on every engine it builds: noise.
-    logging.getLogger("piccolo").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
     except ConfigError as error:
         print(f"plaza: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    # Plaza's loggers, the libraries' and uvicorn's: one handler, text or JSON lines.
+    configure_logging(settings.log_format)
     if args.command == "serve":
         return serve(settings, host=args.host, port=args.port)
     if args.command == "worker":
@@ -111,8 +108,10 @@ def serve(settings: Settings, *, host: str | None, port: int | None) -> int:
         ws=ReleasingWebSocketProtocol,
         # uvicorn's access log prints query strings; requests are not worth a token leak.
         access_log=False,
-        # Off: behind no proxy, X-Forwarded-For is attacker-controlled and would let a
-        # client pick the IP the per-IP rate limits see. Enable via FORWARDED_ALLOW_IPS.
+        # uvicorn's loggers propagate to the process's handler (server.logs), one format.
+        log_config=None,
+        # Off: the TCP peer stays the scope's client, and Plaza itself believes a proxy's
+        # X-Forwarded-For only from PLAZA_TRUSTED_PROXIES (server/proxies.py).
         proxy_headers=False,
         server_header=False,
         lifespan="on",

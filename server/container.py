@@ -91,9 +91,7 @@ def local_sessions(settings: Settings) -> Sessions:
 
 
 def local_limits(settings: Settings) -> RateLimits:
-    return RateLimits.of(
-        settings.rate_auth_per_ip_per_minute, settings.rate_writes_per_user_per_minute
-    )
+    return RateLimits.local(settings.rate_limits())
 
 
 def build_services(

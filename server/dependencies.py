@@ -20,6 +20,7 @@ from litestar.di import NamedDependency, Provide
 from domain.errors import Unauthorized
 from domain.pagination import PageRequest
 from domain.services.auth import Principal
+from server import proxies
 from server.container import Services
 from server.pagination import provide_page
 
@@ -53,11 +54,11 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
     return None if header is None else parse_bearer(header)
 
 
-def client_ip(request: Request[Any, Any, Any]) -> str:
-    # The socket peer: proxy headers are off by default (uvicorn), so X-Forwarded-For
-    # cannot be forged to dodge the per-IP limits.
-    client = request.client
-    return client.host if client is not None else "unknown"
+def client_ip(request: Request[Any, Any, Any], services: Services) -> str:
+    """The client's IP for per-IP limits: the TCP peer, or what a trusted proxy says it
+    saw (PLAZA_TRUSTED_PROXIES); from anyone else X-Forwarded-For is ignored, so it cannot
+    be forged to dodge the limits."""
+    return proxies.client_ip(request.scope, services.settings.trusted_proxies) or "unknown"
 
 
 def provide_services(state: State) -> Services:

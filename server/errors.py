@@ -76,9 +76,21 @@ def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimited | Unavailable):
         headers["Retry-After"] = _retry_after(exc.retry_after)
+    if isinstance(exc, RateLimited) and exc.limit is not None:
+        headers.update(rate_limit_headers(exc))
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = bearer_challenge(exc.code)
     return error_response(exc.status, exc.code, exc.message, exc.details, headers)
+
+
+def rate_limit_headers(exc: RateLimited) -> dict[str, str]:
+    """The remaining budget, in the IETF draft's names (draft-ietf-httpapi-ratelimit-headers):
+    a refused request leaves nothing; the whole budget is back after Reset seconds."""
+    return {
+        "RateLimit-Limit": str(exc.limit),
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": _retry_after(exc.reset if exc.reset is not None else exc.retry_after),
+    }
 
 
 def bearer_challenge(code: str) -> str:

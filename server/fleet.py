@@ -22,7 +22,6 @@ import redis.asyncio as redis
 
 from channels.redis_client import COMMAND_TIMEOUT_S, REDIS_ERRORS
 from channels.tasks import cancel_and_wait
-from domain.errors import RateLimited
 from server.ratelimit import RateLimiter
 from server.ws.registry import LocalSocketCounts, SessionRegistry
 
@@ -31,7 +30,7 @@ __all__ = ["ControlChannel", "FleetRevoker", "RedisLimiter", "RedisSocketCounts"
 log = logging.getLogger("plaza.fleet")
 
 # Token bucket in one script, on Redis time (instances' clocks may disagree). KEYS: bucket.
-# ARGV: rate per ms, burst, cost, ttl ms. -> {1, 0} allowed | {0, ms to wait}
+# ARGV: rate per ms, burst, cost, ttl ms. -> {1, 0, 0} allowed | {0, ms to wait, ms to full}
 _BUCKET = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -46,8 +45,8 @@ if tokens >= cost then
 end
 redis.call('HSET', KEYS[1], 't', tostring(tokens), 's', tostring(now))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-if allowed == 1 then return {1, 0} end
-return {0, math.ceil((cost - tokens) / rate)}
+if allowed == 1 then return {1, 0, 0} end
+return {0, math.ceil((cost - tokens) / rate), math.ceil((burst - tokens) / rate)}
 """
 
 # KEYS: the user's socket set (member -> expiry, Redis time ms). ARGV: socket, max, ttl ms.
@@ -89,12 +88,15 @@ class _Outage:
 
 
 class RedisLimiter:
-    """A rate limit shared by the fleet; this instance's own buckets while Redis is away."""
+    """A rate limit shared by the fleet; this instance's own buckets while Redis is away.
+    `bucket` names its keys (two buckets may share a message name, not their keys)."""
 
-    def __init__(self, client: redis.Redis, prefix: str, local: RateLimiter) -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str, local: RateLimiter, *, bucket: str | None = None
+    ) -> None:
         self.name = local.name
         self._client = client
-        self._prefix = prefix
+        self._key_prefix = f"{prefix}rl:{bucket or local.name}:"
         self._local = local
         self._script = client.register_script(_BUCKET)
         self._outage = _Outage(f"{local.name} rate limit")
@@ -103,8 +105,8 @@ class RedisLimiter:
 
     async def hit(self, key: str, cost: float = 1.0) -> None:
         try:
-            allowed, wait_ms = await self._script(
-                keys=[f"{self._prefix}rl:{self.name}:{key}"],
+            allowed, wait_ms, full_ms = await self._script(
+                keys=[self._key_prefix + key],
                 args=[self._local.rate_per_s / 1000, self._local.burst, cost, self._ttl_ms],
             )
         except REDIS_ERRORS as error:
@@ -113,11 +115,7 @@ class RedisLimiter:
             return
         self._outage.ok()
         if not int(allowed):
-            wait = int(wait_ms) / 1000
-            raise RateLimited(
-                f"too many {self.name} requests; retry in {math.ceil(wait)} s",
-                retry_after=round(wait, 3),
-            )
+            raise self._local.refusal(int(wait_ms) / 1000, int(full_ms) / 1000)
 
 
 class RedisSocketCounts:

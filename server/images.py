@@ -6,7 +6,16 @@ pixel is decoded (decompression bombs), every pixel is then decoded (truncated o
 files fail here, not in a viewer), and the image is re-encoded from pixels alone, so EXIF
 (GPS position, camera serial), XMP, comments and text chunks are gone. EXIF orientation is
 applied first so photos stay upright; an embedded ICC profile is converted to sRGB so
-colours survive the profile's removal.
+colours survive the profile's removal. Like Mastodon, the stored picture is at most
+3840x2160 worth of pixels (`MAX_STORED_PIXELS`): bigger ones are scaled down.
+
+Memory: decoding is the cost (a 40-megapixel RGBA image is 160 MB of pixels). Images are
+decoded within `DECODE_BUDGET_BYTES` for the whole process, each reserving what its pixels
+will take before it starts; a JPEG is decoded straight at the scale it will be stored at
+(libjpeg scales by 1/2, 1/4 or 1/8 while decoding, so a 40-megapixel photo needs about a
+quarter of its full size). When an image is done its memory goes back to the system
+(`malloc_trim`), so a burst of large uploads does not leave the process hundreds of MB
+larger for good (bench: six concurrent 40-megapixel JPEGs, see docs/operations.md).
 
 Errors: more bytes than allowed → PayloadTooLarge (413, `payload_too_large`); not an
 image, or another format → UnsupportedMedia (415, `unsupported_media_type`); damaged →
@@ -19,8 +28,13 @@ broken".
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import io
+import math
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from PIL import Image, ImageCms, ImageSequence, UnidentifiedImageError
@@ -53,6 +67,17 @@ CONTENT_TYPES = {
 # original for photos at about half the bytes of 100.
 LOSSY_QUALITY = 90
 
+# Mastodon's limit for stored originals (3840x2160): sharp on a 4K screen, a tenth of a
+# 40-megapixel camera's bytes. Larger pictures are scaled down to fit this many pixels.
+MAX_STORED_PIXELS = 3840 * 2160
+
+# Decoded pixels held at once by the whole process. 384 MiB fits one worst-case image (a
+# 40-megapixel RGBA PNG: 160 MB decoded plus a working copy) or several drafted JPEGs;
+# more waits its turn instead of pushing the process into swap or the OOM killer.
+DECODE_BUDGET_BYTES = 384 * MIB
+# Bytes per decoded pixel (RGBA) times the copies alive at once (decoded + converted).
+_BYTES_PER_PIXEL = 4 * 2
+
 # Animations longer than this are videos. Each frame costs a decode and Python overhead
 # even when tiny, so the bound stops a 10 MiB file of 1x1 frames from costing a minute.
 MAX_FRAMES = 500
@@ -84,13 +109,17 @@ class PillowImageProcessor:
         *,
         max_frames: int = MAX_FRAMES,
         max_concurrency: int | None = None,
+        max_stored_pixels: int = MAX_STORED_PIXELS,
+        decode_budget_bytes: int = DECODE_BUDGET_BYTES,
     ) -> None:
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self.max_frames = max_frames
-        # One image per core at a time: each may hold max_pixels x 4 bytes (160 MB at the
-        # default) and a core; a burst of uploads queues here instead of exhausting memory.
+        self.max_stored_pixels = max_stored_pixels
+        # One image per core at a time (decoding is CPU-bound), and all of them within
+        # the memory budget.
         self._slots = asyncio.Semaphore(max_concurrency or os.cpu_count() or 1)
+        self._budget = MemoryBudget(decode_budget_bytes)
 
     async def process(self, data: bytes) -> ProcessedImage:
         if len(data) > self.max_bytes:
@@ -98,8 +127,24 @@ class PillowImageProcessor:
                 f"the file is {len(data)} bytes; the limit is {self.max_bytes}",
                 details={"max_bytes": self.max_bytes},
             )
-        async with self._slots:
-            return await asyncio.to_thread(self.process_sync, data)
+        cost = await asyncio.to_thread(self.decode_cost, data)
+        async with self._slots, self._budget.reserve(cost):
+            try:
+                return await asyncio.to_thread(self.process_sync, data)
+            finally:
+                await asyncio.to_thread(release_memory)
+
+    def decode_cost(self, data: bytes) -> int:
+        """The bytes decoding `data` will hold, from its header alone (0 if unreadable:
+        it is then refused before any pixel is decoded)."""
+        try:
+            with Image.open(io.BytesIO(data), formats=list(CONTENT_TYPES)) as image:
+                pixels = min(image.width * image.height, self.max_pixels)
+                if image.format in ("JPEG", "MPO"):
+                    pixels = min(pixels, _draft_pixels(image.size, self.max_stored_pixels))
+        except Exception:
+            return 0
+        return pixels * _BYTES_PER_PIXEL
 
     def process_sync(self, data: bytes) -> ProcessedImage:
         """The blocking work of `process` (minus the byte check); for threads and tests."""
@@ -142,11 +187,17 @@ class PillowImageProcessor:
                 if animated:
                     frames, durations = self._frames(image, width * height)
                 else:
+                    if format_ == "JPEG":
+                        # Decode at the smallest libjpeg scale still at least the stored
+                        # size: a fraction of the memory and time of a full decode.
+                        image.draft(image.mode, _fit(image.size, self.max_stored_pixels))
                     image.load()
                     frames, durations = [image], []
                 orientation = _orientation(image)
                 info = dict(image.info)
-                frames = [_bare(_upright(_to_srgb(frame), orientation)) for frame in frames]
+                frames = [
+                    _bare(_upright(_to_srgb(self._fit(frame)), orientation)) for frame in frames
+                ]
                 encoded = _encode(frames, durations, format_, info)
             except _DECODE_ERRORS as error:
                 raise _invalid(error) from None
@@ -181,6 +232,15 @@ class PillowImageProcessor:
             durations.append(int(frame.info.get("duration", 100)))
         return frames, durations
 
+    def _fit(self, frame: Image.Image) -> Image.Image:
+        """The frame scaled down to at most `max_stored_pixels` (a copy), or itself."""
+        size = _fit(frame.size, self.max_stored_pixels)
+        if size == frame.size:
+            return frame
+        resized = frame.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        resized.info = dict(frame.info)  # the ICC profile is still needed by _to_srgb
+        return resized
+
     def _too_many_pixels(self, width: int | None = None, height: int | None = None) -> Exception:
         size = f" ({width}x{height})" if width is not None and height is not None else ""
         return PayloadTooLarge(
@@ -188,6 +248,68 @@ class PillowImageProcessor:
             code="image_too_large",
             details={"max_pixels": self.max_pixels},
         )
+
+
+def _fit(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """`size` scaled down, keeping its aspect ratio, to at most `max_pixels`."""
+    width, height = size
+    if width * height <= max_pixels:
+        return size
+    scale = math.sqrt(max_pixels / (width * height))
+    return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+
+
+def _draft_pixels(size: tuple[int, int], max_pixels: int) -> int:
+    """Pixels of a JPEG decoded by `draft` for `_fit(size)`: libjpeg's scales are 1/1,
+    1/2, 1/4 and 1/8, and it picks the smallest that is still at least the target."""
+    target_w, target_h = _fit(size, max_pixels)
+    width, height = size
+    for scale in (8, 4, 2):
+        if width // scale >= target_w and height // scale >= target_h:
+            return math.ceil(width / scale) * math.ceil(height / scale)
+    return width * height
+
+
+class MemoryBudget:
+    """At most `capacity` bytes reserved at once; one reservation bigger than all of it
+    still runs, alone."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.reserved = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def reserve(self, amount: int) -> AsyncIterator[None]:
+        amount = min(amount, self.capacity)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.reserved + amount <= self.capacity)
+            self.reserved += amount
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.reserved -= amount
+                self._changed.notify_all()
+
+
+def _load_malloc_trim() -> Any:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None  # not glibc (musl, macOS): their allocators return memory themselves
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the system. glibc keeps what a decode freed in its
+    arenas (one per thread, and image buffers are large), so without this the process
+    stays at its peak after a burst of uploads."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _invalid(error: BaseException) -> ValidationFailed:

@@ -94,11 +94,11 @@ async def fleet_sessions(settings: Settings, layer: LiveLayer, stack: AsyncExitS
     control = ControlChannel(client, connect(settings.redis_url, retry=False), prefix, registry)
     await control.start()
     stack.push_async_callback(control.stop)
-    auth, writes = local_limiters(
-        settings.rate_auth_per_ip_per_minute, settings.rate_writes_per_user_per_minute
-    )
     limits = RateLimits(
-        auth=RedisLimiter(client, prefix, auth), writes=RedisLimiter(client, prefix, writes)
+        **{
+            bucket: RedisLimiter(client, prefix, local, bucket=bucket)
+            for bucket, local in local_limiters(settings.rate_limits()).items()
+        }
     )
     return Sessions(registry, FleetRevoker(registry, control), limits)
 

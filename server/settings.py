@@ -17,8 +17,11 @@ import secrets
 import stat
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
+from server.proxies import NO_PROXIES, TrustedProxies, parse_trusted_proxies
+from server.ratelimit import Rate
 from storage.urls import DatabaseKind, parse_database_url
 
 __all__ = ["ConfigError", "Settings"]
@@ -31,6 +34,9 @@ MIB = 1024 * KIB
 MIN_SECRET_KEY_CHARS = 32
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+LogFormat = Literal["text", "json"]
+LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
 
 class ConfigError(Exception):
@@ -67,6 +73,14 @@ class Settings:
     # long as each process has its own. None = automatic: 0 when embedded (one process);
     # in a fleet each process claims a free one in Redis at start (server/node_ids.py).
     node_id: int | None = None
+    # Reverse proxies whose X-Forwarded-For and X-Request-ID are believed (server/proxies.py).
+    # Empty: every peer is a client, whose own claims about itself are never believed.
+    trusted_proxies: TrustedProxies = NO_PROXIES
+    # Readable lines for a terminal by default; "json" for a log shipper (one object a line).
+    log_format: LogFormat = "text"
+    # `plaza worker` serves its own Prometheus metrics on this port when set (it has no
+    # web server; web processes serve /metrics on their own port). None: not served.
+    metrics_port: int | None = None
 
     # --- auth ------------------------------------------------------------------------------
     # 15 minutes: an access token cannot be revoked before it expires (only sockets are
@@ -109,13 +123,51 @@ class Settings:
     # sends `auth`, short enough that unauthenticated sockets cannot pile up (close 4401).
     ws_auth_timeout: int = 10
 
-    # --- rate limits (per minute, token bucket refill) --------------------------------------
-    # Login/register/refresh per client IP: a human retries a typo a few times; 10/min caps
-    # password guessing at 14,400 a day per IP and its argon2 load at ~0.4 core-s a minute.
-    rate_auth_per_ip_per_minute: int = 10
-    # Posts, likes, comments, follows per user: one a second sustained is already far above
-    # human pace; bots and runaway clients hit it, people do not.
+    # --- rate limits (token buckets; RateLimits in server/ratelimit.py) ------------------
+    # Kept from before the buckets were split: when set, N per minute for the login and
+    # the registration per-IP buckets (each its own bucket now). None: the defaults below.
+    rate_auth_per_ip_per_minute: int | None = None
+    # Every write per user (posts, likes, comments, follows, uploads, profile changes):
+    # 60/min is Mastodon's general 300 per 5 minutes per account; one a second sustained
+    # is far above human pace, so bots and runaway clients hit it and people do not.
     rate_writes_per_user_per_minute: int = 60
+    # Each None means the default of `rate_limits()`; set by PLAZA_RATE_<NAME>=COUNT/PERIOD.
+    rate_login_per_ip: Rate | None = None
+    rate_login_per_account: Rate | None = None
+    rate_register_per_ip: Rate | None = None
+    rate_refresh_per_session: Rate | None = None
+    rate_posts_per_user: Rate | None = None
+    rate_interactions_per_user: Rate | None = None
+    rate_uploads_per_user: Rate | None = None
+    # Inbound WebSocket frames per socket and second (a burst of 2.5 times as many): far
+    # above what a person tapping a screen sends; a flooding client is cut off in seconds.
+    rate_ws_frames_per_second: int = 20
+
+    def rate_limits(self) -> dict[str, Rate]:
+        """The rate of every bucket of `RateLimits`: configured, or the default with why."""
+        auth = (
+            Rate.per_minute(self.rate_auth_per_ip_per_minute)
+            if self.rate_auth_per_ip_per_minute is not None
+            else None
+        )
+        return {
+            # Mastodon: 25 logins per 5 minutes per IP, 25 per hour per account.
+            "login_ip": self.rate_login_per_ip or auth or Rate(25, 300),
+            "login_account": self.rate_login_per_account or Rate(25, 3600),
+            # Mastodon: 5 sign-ups per 30 minutes per IP.
+            "register_ip": self.rate_register_per_ip or auth or Rate(5, 1800),
+            # Mastodon has none (its tokens do not rotate). A client refreshes once per
+            # access token (15 min); 60 an hour leaves room for reloads and many tabs.
+            "refresh_session": self.rate_refresh_per_session or Rate(60, 3600),
+            "writes": Rate.per_minute(self.rate_writes_per_user_per_minute),
+            # Mastodon: 300 statuses per 3 hours per account.
+            "posts": self.rate_posts_per_user or Rate(300, 3 * 3600),
+            # Mastodon has no separate one (the general 300 per 5 minutes applies, which
+            # `writes` is): 600 an hour is a like or comment every 6 s for a whole hour.
+            "interactions": self.rate_interactions_per_user or Rate(600, 3600),
+            # Mastodon: 30 media uploads per 30 minutes per account.
+            "uploads": self.rate_uploads_per_user or Rate(30, 1800),
+        }
 
     # --- home feed in Redis (a fleet; embedded mode pulls every feed from SQL) -------------
     # As Mastodon: a feed is kept up to date only for users seen within a week; anyone
@@ -204,6 +256,13 @@ class Settings:
             node_id=(
                 env.integer("PLAZA_NODE_ID", 0, 0, 1023) if env.get("PLAZA_NODE_ID") else None
             ),
+            trusted_proxies=_parse_trusted_proxies(env.get("PLAZA_TRUSTED_PROXIES")),
+            log_format=_parse_log_format(env.get("PLAZA_LOG_FORMAT")),
+            metrics_port=(
+                env.integer("PLAZA_METRICS_PORT", 0, 1, 65535)
+                if env.get("PLAZA_METRICS_PORT")
+                else None
+            ),
             access_token_ttl=env.integer("PLAZA_ACCESS_TOKEN_TTL", cls.access_token_ttl, 30),
             refresh_token_ttl=env.integer("PLAZA_REFRESH_TOKEN_TTL", cls.refresh_token_ttl, 60),
             jwt_issuer=env.get("PLAZA_JWT_ISSUER") or cls.jwt_issuer,
@@ -230,11 +289,23 @@ class Settings:
             feed_fanout_max_followers=env.integer(
                 "PLAZA_FEED_FANOUT_MAX_FOLLOWERS", cls.feed_fanout_max_followers, 0
             ),
-            rate_auth_per_ip_per_minute=env.integer(
-                "PLAZA_RATE_AUTH_PER_IP_PER_MINUTE", cls.rate_auth_per_ip_per_minute, 1
+            rate_auth_per_ip_per_minute=(
+                env.integer("PLAZA_RATE_AUTH_PER_IP_PER_MINUTE", 0, 1)
+                if env.get("PLAZA_RATE_AUTH_PER_IP_PER_MINUTE")
+                else None
             ),
             rate_writes_per_user_per_minute=env.integer(
                 "PLAZA_RATE_WRITES_PER_USER_PER_MINUTE", cls.rate_writes_per_user_per_minute, 1
+            ),
+            rate_login_per_ip=env.rate("PLAZA_RATE_LOGIN_PER_IP"),
+            rate_login_per_account=env.rate("PLAZA_RATE_LOGIN_PER_ACCOUNT"),
+            rate_register_per_ip=env.rate("PLAZA_RATE_REGISTER_PER_IP"),
+            rate_refresh_per_session=env.rate("PLAZA_RATE_REFRESH_PER_SESSION"),
+            rate_posts_per_user=env.rate("PLAZA_RATE_POSTS_PER_USER"),
+            rate_interactions_per_user=env.rate("PLAZA_RATE_INTERACTIONS_PER_USER"),
+            rate_uploads_per_user=env.rate("PLAZA_RATE_UPLOADS_PER_USER"),
+            rate_ws_frames_per_second=env.integer(
+                "PLAZA_RATE_WS_FRAMES_PER_SECOND", cls.rate_ws_frames_per_second, 1
             ),
         )
         if settings.refresh_token_ttl <= settings.access_token_ttl:
@@ -255,6 +326,15 @@ class _Env:
     def get(self, name: str) -> str | None:
         value = self._environ.get(name, "").strip()
         return value or None
+
+    def rate(self, name: str) -> Rate | None:
+        raw = self.get(name)
+        if raw is None:
+            return None
+        try:
+            return Rate.parse(raw)
+        except ValueError as error:
+            raise ConfigError(name, str(error)) from None
 
     def integer(self, name: str, default: int, minimum: int, maximum: int | None = None) -> int:
         raw = self.get(name)
@@ -309,6 +389,22 @@ def _parse_origins(raw: str | None) -> tuple[str, ...]:
             )
         origins.append(origin)
     return tuple(origins)
+
+
+def _parse_trusted_proxies(raw: str | None) -> TrustedProxies:
+    try:
+        return parse_trusted_proxies(raw)
+    except ValueError as error:
+        raise ConfigError(
+            "PLAZA_TRUSTED_PROXIES", f"{error}; use IPs or CIDRs, comma-separated"
+        ) from None
+
+
+def _parse_log_format(raw: str | None) -> LogFormat:
+    value = (raw or "text").lower()
+    if value not in LOG_FORMATS:
+        raise ConfigError("PLAZA_LOG_FORMAT", f"must be text or json, got {raw!r}")
+    return value
 
 
 def _load_or_create_secret_key(path: Path) -> str:

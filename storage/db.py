@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -25,7 +26,7 @@ from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.querystring import QueryString
 
-from domain.errors import Unavailable
+from domain.errors import InsufficientStorage, Unavailable
 from storage.engine import engine_kind
 from storage.urls import DatabaseKind
 
@@ -42,6 +43,8 @@ STATEMENT_DEADLINE_S = 5.0
 TRANSACTION_DEADLINE_S = 5.0
 # What a client is told to wait before retrying during an outage.
 RETRY_AFTER_S = 2.0
+# /ready reports a full database this long after a write last failed for want of room.
+FULL_WINDOW_S = 10.0
 
 # What a database that is down, restarting or unreachable raises (a frozen one raises
 # nothing: the deadlines turn it into TimeoutError).
@@ -54,14 +57,46 @@ _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# What SQLite says when its file cannot grow (SQLITE_FULL: the disk or tmpfs is full) or
+# cannot be written at all (SQLITE_READONLY: a read-only mount or file).
+_SQLITE_NO_ROOM = ("database or disk is full", "readonly database")
+
+
+def _no_room(error: BaseException) -> bool:
+    if isinstance(error, sqlite3.OperationalError):
+        text = str(error).lower()
+        return any(message in text for message in _SQLITE_NO_ROOM)
+    # SQLSTATE 53100: PostgreSQL could not extend a file.
+    return isinstance(error, asyncpg.exceptions.DiskFullError)
+
+
 class _Health:
-    """Turns outages into 503s, and says so once when it starts and once when it ends
-    (not once per request: an outage must not flood the log)."""
+    """Turns outages into 503s and a full disk into 507s, and says so once when it starts
+    and once when it ends (not once per request: an outage must not flood the log)."""
 
     def __init__(self) -> None:
         self.down_since: float | None = None
+        # Since when writes fail for want of room; None while they succeed.
+        self.full_since: float | None = None
+        self._last_full = -math.inf
+
+    def full_recently(self) -> bool:
+        """A write failed for want of room within the last `FULL_WINDOW_S` (readiness:
+        a probe cannot tell whether there is room without writing, and an instance out of
+        its load balancer gets no writes that could prove it, so the report expires)."""
+        return time.monotonic() - self._last_full < FULL_WINDOW_S
 
     def failed(self, error: BaseException) -> BaseException:
+        if _no_room(error):
+            self._last_full = time.monotonic()
+            if self.full_since is None:
+                self.full_since = time.monotonic()
+                logger.error(
+                    "the database cannot store anything (%s); answering writes with 507"
+                    " until it has room again",
+                    error,
+                )
+            return InsufficientStorage("the server has no room to store this; nothing was saved")
         if isinstance(error, sqlite3.OperationalError):
             # Busy past the busy timeout (another process holds the write lock) or the
             # file went away: retry later. Other SQLite errors are bugs, not outages.
@@ -78,6 +113,15 @@ class _Health:
                 error or "no answer within the deadline",
             )
         return Unavailable("the database is unavailable", retry_after=RETRY_AFTER_S)
+
+    def stored(self) -> None:
+        """A write committed: the database has room (again)."""
+        self._last_full = -math.inf
+        if self.full_since is not None:
+            logger.warning(
+                "the database stores again after %.1f s", time.monotonic() - self.full_since
+            )
+            self.full_since = None
 
     def ok(self, started: float) -> None:
         # Only a statement sent after the outage began proves it over (one in flight
@@ -136,6 +180,8 @@ class Database:
                 raise
             raise translated from error
         self.health.ok(started)
+        if self.health.full_since is not None and self._pending.get() is None and _writes(sql):
+            self.health.stored()
         return list(rows or ())
 
     async def _pg_fetch(self, query: QueryString) -> Any:
@@ -211,6 +257,7 @@ class Database:
             finally:
                 self._pending.reset(token)
         # Only reached after a commit: an exception in the body propagates above.
+        self.health.stored()
         for callback in callbacks:
             _run_callback(callback)
 

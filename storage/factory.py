@@ -7,6 +7,7 @@ from typing import Any
 
 from piccolo.engine.base import Engine
 
+from domain.errors import InsufficientStorage
 from domain.ports import Leadership
 from storage.db import Database
 from storage.engine import close_engine, open_engine
@@ -42,8 +43,11 @@ class Storage:
         return self.db.kind
 
     async def ping(self) -> None:
-        """Raises when the database cannot answer (readiness checks)."""
+        """Raises when the database cannot answer, or cannot store (a write failed for want
+        of room in the last seconds): readiness checks."""
         await self.db.fetchval("SELECT 1 AS ok")
+        if self.db.health.full_recently():
+            raise InsufficientStorage("the database has no room left")
 
     def relay_leadership(self) -> Leadership:
         """A new candidate for the one outbox relay of this database."""

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -142,3 +143,26 @@ def _report_stuck_tasks(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         timer.cancel()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs of its own: a real disk that can be filled (ENOSPC, SQLITE_FULL)
+    without touching the machine's. Needs mount rights (root, as in CI)."""
+    mountpoint = tmp_path / "small-disk"
+    mountpoint.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        message = f"cannot mount a tmpfs: {done.stderr.strip()}"
+        if services_required():
+            pytest.fail(f"{message} and PLAZA_REQUIRE_SERVICES=1", pytrace=False)
+        pytest.skip(message)
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import msgspec
@@ -77,13 +78,23 @@ class AuthService:
                 await self._ctx.store.users.set_password_hash(account.id, new_hash)
         return await self._new_pair(account, family_id=uuid.uuid4().hex)
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
+    async def refresh(
+        self,
+        refresh_token: str,
+        *,
+        admit: Callable[[str], Awaitable[None]] | None = None,
+    ) -> TokenPair:
+        """A new pair for a valid refresh token. `admit(session_id)` runs before the token
+        is spent and may refuse by raising (the server's per-login rate limit: the login is
+        known only once its token has been looked up)."""
         store = self._ctx.store
         now = self._ctx.clock.now()
         token_hash = hash_refresh_token(refresh_token)
         record = await store.refresh_tokens.get(token_hash)
         if record is None or record.revoked_at is not None or record.expires_at <= now:
             raise Unauthorized("refresh token is not valid", code="invalid_token")
+        if admit is not None:
+            await admit(record.family_id)
         async with store.transaction():
             spent_now = await store.refresh_tokens.mark_rotated(token_hash, now)
             if not spent_now:

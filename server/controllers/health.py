@@ -7,8 +7,11 @@ import logging
 
 import msgspec
 from litestar import Controller, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 
+from domain.errors import InsufficientStorage
 from server.dependencies import ServicesDep
+from server.openapi import PUBLIC
 
 logger = logging.getLogger("plaza.server")
 
@@ -26,11 +29,20 @@ class HealthController(Controller):
     path = "/"
     tags = ("health",)
 
-    @get("/health", cache=False)
+    @get("/health", cache=False, security=PUBLIC)
     async def health(self) -> Status:
         return Status("ok")
 
-    @get("/ready", cache=False)
+    @get(
+        "/ready",
+        cache=False,
+        security=PUBLIC,
+        responses={
+            503: ResponseSpec(
+                Status, description="Not ready: the checks say which", generate_examples=False
+            )
+        },
+    )
     async def ready(self, services: ServicesDep) -> Response[Status]:
         results: dict[str, str] = {}
         for name, check in services.readiness.items():
@@ -38,6 +50,8 @@ class HealthController(Controller):
                 async with asyncio.timeout(READY_TIMEOUT_S):
                     await check()
                 results[name] = "ok"
+            except InsufficientStorage:
+                results[name] = "insufficient_storage"  # answers, but cannot store
             except Exception as error:  # any failure means "not ready", reported by name
                 logger.warning("readiness check %s failed: %s", name, type(error).__name__)
                 results[name] = "unavailable"

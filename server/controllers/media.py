@@ -7,11 +7,13 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, MultipartBody
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import MultipartBody
 
 from domain.ids import parse_id
 from domain.views import MediaView
 from server.dependencies import ActorDep, ServicesDep
+from server.openapi import BEARER, BODY, PUBLIC, WRITE, ImageOperation, MediaId, errors
 
 # Multipart framing around the file (boundaries, part headers) is a few hundred bytes;
 # 64 KiB of slack keeps a file of exactly the upload limit from being refused as a body.
@@ -34,20 +36,30 @@ class MediaController(Controller):
     path = "/media"
     tags = ("media",)
 
-    @post("/")
+    @post("/", security=BEARER, responses=errors(*BODY, *WRITE, 415, 507))
     async def upload(
         self,
         data: MultipartBody[UploadIn],
         actor: ActorDep,
         services: ServicesDep,
     ) -> Response[MediaView]:
+        await services.limits.uploads.hit(str(actor.user_id))
         payload = await data.file.read()
         media = await services.media.upload(actor.user_id, payload)
         return Response(services.presenter.media(media), status_code=201)
 
-    @get("/{media_id:str}", cache=False)
+    @get(
+        "/{media_id:str}",
+        cache=False,
+        security=PUBLIC,
+        operation_class=ImageOperation,
+        responses={
+            304: ResponseSpec(None, description="Not modified (If-None-Match)"),
+            **errors(404, 422),
+        },
+    )
     async def fetch(
-        self, request: Request[Any, Any, Any], media_id: FromPath[str], services: ServicesDep
+        self, request: Request[Any, Any, Any], media_id: MediaId, services: ServicesDep
     ) -> Response[bytes]:
         media = await services.media.get(parse_id(media_id, "media_id"))
         etag = f'"{media.sha256}"'

@@ -99,6 +99,14 @@ async def _search(s: Services, uid: int, r: ops.Search) -> Any:
 
 READS: frozenset[type[Any]] = frozenset({ops.FeedPage, ops.NotificationsPage, ops.Search})
 
+# The bucket of `RateLimits` each write spends on top of `writes`, as its REST twin does.
+BUCKETS: dict[type[Any], str] = {
+    ops.PostCreate: "posts",
+    ops.PostLike: "interactions",
+    ops.PostUnlike: "interactions",
+    ops.CommentCreate: "interactions",
+}
+
 ACTIONS: dict[type[Any], Action] = {
     ops.PostCreate: _post_create,
     ops.PostDelete: _post_delete,

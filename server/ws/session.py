@@ -35,7 +35,7 @@ from server.container import Services
 from server.ratelimit import TokenBucket
 from server.settings import Settings
 from server.ws import ops
-from server.ws.actions import ACTIONS, READS
+from server.ws.actions import ACTIONS, BUCKETS, READS
 from server.ws.frames import CloseCode, ErrorCode, encode_error, encode_reply
 
 __all__ = [
@@ -52,11 +52,13 @@ log = logging.getLogger("plaza.ws")
 # A client that sends this many frames in a row after being told `rate_limited` (with no
 # accepted frame in between) is not backing off: close with 4008.
 RATE_LIMIT_STRIKES = 50
-# 20 frames/s is far above what a person tapping a screen sends, yet a client flooding the
-# socket is cut off within seconds; a burst of 50 lets a reconnecting client resubscribe
-# to its channels and re-send queued actions at once.
+# 20 frames/s (PLAZA_RATE_WS_FRAMES_PER_SECOND) is far above what a person tapping a
+# screen sends, yet a client flooding the socket is cut off within seconds; a burst of 2.5
+# times that (50) lets a reconnecting client resubscribe to its channels and re-send
+# queued actions at once.
 INBOUND_RATE = 20.0
-INBOUND_BURST = 50.0
+INBOUND_BURST_RATIO = 2.5
+INBOUND_BURST = INBOUND_RATE * INBOUND_BURST_RATIO
 # A well-behaved client sends no invalid frame; a few come from bugs, so the socket stays
 # open for them. More than 10 in a minute is a broken or hostile client: close with 4500.
 INVALID_FRAMES_LIMIT = 10
@@ -173,7 +175,8 @@ class SessionCore:
         self._valid_until = now + self._timeouts.auth
         self._writing_since: float | None = None
         self._closing: Close | None = None
-        self._bucket = TokenBucket(INBOUND_RATE, INBOUND_BURST, clock=self._clock)
+        rate = services.settings.rate_ws_frames_per_second
+        self._bucket = TokenBucket(rate, rate * INBOUND_BURST_RATIO, clock=self._clock)
         self._strikes = 0
         self._invalid = InvalidFrameCounter(clock=self._clock)
 
@@ -325,8 +328,12 @@ class SessionCore:
             await self._services.hub.unsubscribe(self._subscriber, internal)
             return {}
         if type(request) not in READS:
-            # The REST per-user write budget, shared (RateLimited → rate_limited).
-            await self._services.limits.writes.hit(str(principal.user_id))
+            # The REST per-user budgets, shared (RateLimited → rate_limited).
+            limits, user = self._services.limits, str(principal.user_id)
+            await limits.writes.hit(user)
+            bucket = BUCKETS.get(type(request))
+            if bucket is not None:
+                await getattr(limits, bucket).hit(user)
         return await ACTIONS[type(request)](self._services, principal.user_id, request)
 
     async def _authenticate(self, token: str) -> _Admission:

@@ -8,14 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.limits import UNLIMITED_ENV
 from tests.support.live_server import LiveServer, running_server
 
 # Registration and writes are rate limited per IP and per user; these tests create many
 # users from one loopback address, which is not what the limits are about.
-TEST_ENV = {
-    "PLAZA_RATE_AUTH_PER_IP_PER_MINUTE": "100000",
-    "PLAZA_RATE_WRITES_PER_USER_PER_MINUTE": "100000",
-}
+TEST_ENV = dict(UNLIMITED_ENV)
 
 
 @pytest.fixture(scope="module")

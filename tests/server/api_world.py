@@ -22,6 +22,7 @@ from litestar import Litestar
 from server.app import create_app, services_of
 from server.container import Services
 from server.settings import Settings
+from tests.support.limits import UNLIMITED_SETTINGS
 
 PASSWORD = "correct horse battery"
 SECRET = "test-secret-key-" + "x" * 32
@@ -33,9 +34,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "database_url": database_url,
         "secret_key": SECRET,
         "media_dir": tmp_path / "media",
-        # Tests register and write far faster than people; the limits have their own tests.
-        "rate_auth_per_ip_per_minute": 100_000,
-        "rate_writes_per_user_per_minute": 100_000,
+        **UNLIMITED_SETTINGS,
     }
     values.update(overrides)
     return Settings(**values)

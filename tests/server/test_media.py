@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import random
 import struct
@@ -13,7 +14,7 @@ from PIL import Image, ImageCms, PngImagePlugin
 
 from domain.errors import DomainError, PayloadTooLarge, UnsupportedMedia, ValidationFailed
 from domain.ports import ImageProcessor
-from server.images import PillowImageProcessor
+from server.images import MemoryBudget, PillowImageProcessor
 
 XYZ = tuple[float, float, float]
 GPS_IFD = 0x8825
@@ -395,3 +396,49 @@ async def test_a_png_cut_inside_its_header_is_invalid_not_foreign(cut: int) -> N
         await PillowImageProcessor().process(buffer.getvalue()[:cut])
     assert caught.value.status == 422
     assert caught.value.code == "invalid_image"
+
+
+# --- size and memory ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("format_", ["JPEG", "PNG", "WEBP"])
+async def test_big_pictures_are_stored_scaled_down_to_the_stored_limit(format_: str) -> None:
+    """Like Mastodon (3840x2160 worth of pixels by default): the aspect ratio is kept, and a
+    JPEG is decoded at a reduced scale straight away."""
+    processor = PillowImageProcessor(max_stored_pixels=200 * 100)
+    source = Image.linear_gradient("L").convert("RGB").resize((800, 400))
+    result = await processor.process(encode(source, format_))
+    assert result.width * result.height <= 200 * 100
+    assert (result.width, result.height) == reopen(result.data).size
+    assert abs(result.width / result.height - 2.0) < 0.02
+    small = await processor.process(encode(source.resize((100, 50)), format_))
+    assert (small.width, small.height) == (100, 50)  # under the limit: untouched
+
+
+def test_decode_cost_comes_from_the_header_and_the_jpeg_draft_scale() -> None:
+    processor = PillowImageProcessor(max_stored_pixels=200 * 100)
+    png = encode(Image.new("RGB", (800, 400)), "PNG")
+    jpeg = encode(Image.new("RGB", (800, 400)), "JPEG")
+    assert processor.decode_cost(png) == 800 * 400 * 8  # full decode, RGBA, two copies
+    # 1/2 scale (400x200) is the smallest still covering the 200x100 target... and 1/4
+    # (200x100) covers it exactly.
+    assert processor.decode_cost(jpeg) == 200 * 100 * 8
+    assert processor.decode_cost(b"not an image") == 0
+
+
+async def test_the_memory_budget_holds_reservations_to_its_capacity() -> None:
+    budget = MemoryBudget(100)
+    held: list[int] = []
+    peak = 0
+
+    async def use(amount: int) -> None:
+        nonlocal peak
+        async with budget.reserve(amount):
+            held.append(amount)
+            peak = max(peak, budget.reserved)
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(use(n) for n in (60, 60, 30, 250, 10)))
+    assert sorted(held) == [10, 30, 60, 60, 250]
+    assert peak <= 100  # 250 ran alone, counted as the whole capacity
+    assert budget.reserved == 0

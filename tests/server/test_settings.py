@@ -36,8 +36,20 @@ def test_defaults_in_a_fresh_directory(tmp_path: Path) -> None:
     assert settings.ws_max_frame_bytes == 64 * 1024
     assert settings.ws_max_sockets_per_user == 10
     assert settings.ws_max_subscriptions == 128
-    assert settings.rate_auth_per_ip_per_minute == 10
+    assert settings.rate_auth_per_ip_per_minute is None
     assert settings.rate_writes_per_user_per_minute == 60
+    # Mastodon's published numbers where it has them (SECURITY.md says why elsewhere).
+    assert {name: str(rate) for name, rate in settings.rate_limits().items()} == {
+        "login_ip": "25/5m",
+        "login_account": "25/1h",
+        "register_ip": "5/30m",
+        "refresh_session": "60/1h",
+        "writes": "60/1m",
+        "posts": "300/3h",
+        "interactions": "600/1h",
+        "uploads": "30/30m",
+    }
+    assert settings.rate_ws_frames_per_second == 20
 
 
 def test_secret_key_is_generated_kept_private_and_reused(tmp_path: Path) -> None:
@@ -104,6 +116,13 @@ def test_overrides(tmp_path: Path) -> None:
         "PLAZA_WS_MAX_SUBSCRIPTIONS": "16",
         "PLAZA_RATE_AUTH_PER_IP_PER_MINUTE": "5",
         "PLAZA_RATE_WRITES_PER_USER_PER_MINUTE": "30",
+        "PLAZA_RATE_REGISTER_PER_IP": "3/1h",
+        "PLAZA_RATE_LOGIN_PER_ACCOUNT": "10 / 15m",
+        "PLAZA_RATE_REFRESH_PER_SESSION": "20/90s",
+        "PLAZA_RATE_POSTS_PER_USER": "100/1d",
+        "PLAZA_RATE_INTERACTIONS_PER_USER": "50/m",
+        "PLAZA_RATE_UPLOADS_PER_USER": "5/1m",
+        "PLAZA_RATE_WS_FRAMES_PER_SECOND": "8",
     }
     settings = Settings.from_env(env, cwd=tmp_path)
 
@@ -124,6 +143,18 @@ def test_overrides(tmp_path: Path) -> None:
     assert settings.ws_max_subscriptions == 16
     assert settings.rate_auth_per_ip_per_minute == 5
     assert settings.rate_writes_per_user_per_minute == 30
+    # The old per-IP variable keeps its meaning (N a minute) where no new one is set.
+    assert {name: str(rate) for name, rate in settings.rate_limits().items()} == {
+        "login_ip": "5/1m",
+        "login_account": "10/15m",
+        "register_ip": "3/1h",
+        "refresh_session": "20/90s",
+        "writes": "30/1m",
+        "posts": "100/1d",
+        "interactions": "50/1m",
+        "uploads": "5/1m",
+    }
+    assert settings.rate_ws_frames_per_second == 8
 
 
 def test_relative_media_dir_is_under_cwd(tmp_path: Path) -> None:
@@ -195,6 +226,9 @@ def test_blank_values_count_as_unset(tmp_path: Path) -> None:
         ("PLAZA_WS_MAX_SUBSCRIPTIONS", "many", "must be an integer"),
         ("PLAZA_RATE_AUTH_PER_IP_PER_MINUTE", "0", ">= 1"),
         ("PLAZA_RATE_WRITES_PER_USER_PER_MINUTE", "x", "must be an integer"),
+        ("PLAZA_RATE_LOGIN_PER_IP", "25", "write COUNT/PERIOD"),
+        ("PLAZA_RATE_POSTS_PER_USER", "0/1h", "count of at least 1"),
+        ("PLAZA_RATE_UPLOADS_PER_USER", "5/1w", "is not a rate"),
     ],
 )
 def test_bad_variable_names_itself_in_one_line(

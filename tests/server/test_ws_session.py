@@ -16,6 +16,7 @@ from litestar.testing import TestClient
 
 from channels.memory import MemoryBackend
 from server.app import create_app, services_of
+from server.ratelimit import Rate
 
 
 def _app(tmp_path: Path, *, access_ttl: int = 900, **overrides: Any) -> Litestar:
@@ -112,3 +113,28 @@ def test_socket_writes_share_the_rest_write_limit(tmp_path: Path) -> None:
             assert len(ws.receive_json()["result"]["items"]) == 3
         r = client.post("/api/v1/posts", json={"content": "rest again"}, headers=auth)
         assert r.status_code == 429 and "retry-after" in r.headers
+
+
+def test_socket_posts_and_likes_spend_their_rest_buckets_too(tmp_path: Path) -> None:
+    app = _app(
+        tmp_path,
+        rate_posts_per_user=Rate(2, 3 * 3600),
+        rate_interactions_per_user=Rate(1, 3600),
+    )
+    with TestClient(app) as client:
+        token = _login(client, "dot")["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        first = client.post("/api/v1/posts", json={"content": "rest"}, headers=auth).json()
+        with client.websocket_connect("/api/v1/ws", headers=auth) as ws:
+            ws.send_json({"id": 1, "op": "post.create", "content": "ws"})
+            assert ws.receive_json()["ok"] is True
+            ws.send_json({"id": 2, "op": "post.create", "content": "a third post"})
+            refused = ws.receive_json()
+            assert refused["ok"] is False and refused["error"]["code"] == "rate_limited"
+            ws.send_json({"id": 3, "op": "post.like", "post_id": first["id"]})
+            assert ws.receive_json()["ok"] is True  # a like is not a post
+            ws.send_json({"id": 4, "op": "comment.create", "post_id": first["id"], "content": "hi"})
+            refused = ws.receive_json()
+            assert refused["ok"] is False and "like or comment" in refused["error"]["message"]
+            ws.send_json({"id": 5, "op": "user.follow", "user_id": first["author"]["id"]})
+            assert ws.receive_json()["error"]["code"] != "rate_limited"  # neither

@@ -15,14 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.limits import UNLIMITED_ENV
 from tests.support.live_server import LiveServer
 
 SECRET = "fleet-test-secret-" + "k" * 40
 # Tests create many users from one loopback address and write far faster than people.
-LIMITS = {
-    "PLAZA_RATE_AUTH_PER_IP_PER_MINUTE": "100000",
-    "PLAZA_RATE_WRITES_PER_USER_PER_MINUTE": "100000",
-}
+LIMITS = UNLIMITED_ENV
 
 
 def base_env(database_url: str, redis_url: str | None, prefix: str) -> dict[str, str]:
