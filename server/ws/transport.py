@@ -1,39 +1,66 @@
-"""uvicorn's WebSocket protocol, with transports that are released when a peer stops reading.
+"""uvicorn's WebSocket protocol, with connections that are let go when a peer stops reading.
 
-uvicorn only ever calls `transport.close()`, and asyncio's close waits until the write
-buffer has drained: a peer that takes nothing (a full receive window, a frozen process, a
-vanished host behind a silent network) holds its transport, its buffers and its file
-descriptor until TCP itself gives up, which can take many minutes. Here every close is
-followed, `ABORT_AFTER_S` later, by an abort with SO_LINGER 0 (an RST: the kernel drops
-the socket and its buffers at once) unless the connection has ended by then. A peer that
-reads its close frame ends the connection in that time; one that does not has no claim to
-the memory it pins.
+uvicorn only ever calls `transport.close()`, and a close does not release a peer that
+takes nothing (a full receive window, a frozen process, a vanished host behind a silent
+network) in either of two ways:
 
-Every path that ends a socket goes through `close()`: the app returning (after its own
-bounded close, see server/ws/endpoint.py), uvicorn's keepalive timeout (a dead peer cannot
-answer a ping: ping_interval + ping_timeout, 40 s by default), its close-handshake timer
-and its shutdown.
+- asyncio's close waits until its own write buffer has drained, which it never does;
+- once that buffer is empty, asyncio closes the socket, but the kernel keeps the
+  connection, orphaned, with everything still in its send buffer (hundreds of KB), trying
+  to deliver it until TCP gives up, which takes many minutes.
+
+So here a close that has not ended the connection within `ABORT_AFTER_S` is turned into an
+abort, and a connection that ends with unsent data in the kernel is kept open (on a
+duplicate of its descriptor) for at most `ABORT_AFTER_S` to deliver it: a peer that reads
+gets its close frame and a normal FIN; one that does not gets an RST (SO_LINGER 0), and
+the kernel drops the connection and its buffers at once.
+
+Every path that ends a socket goes through here: the app returning (after its own bounded
+close, see server/ws/endpoint.py), uvicorn's keepalive timeout (a dead peer cannot answer
+a ping: ping_interval + ping_timeout, 40 s by default), its close-handshake timer and its
+shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import socket
 import struct
+import termios
 from typing import Any, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 __all__ = ["ABORT_AFTER_S", "ReleasingWebSocketProtocol"]
 
-# Long enough for a reading peer to take a close frame and the few frames before it over
-# any real network (a round trip or two); short enough that a stuck one is let go within
-# "a few seconds" of the close.
+# Long enough for a reading peer to take a close frame and the frames before it over any
+# real network (a few round trips); short enough that a stuck one is let go within "a few
+# seconds" of the close.
 ABORT_AFTER_S = 2.0
+# How often a connection kept open to deliver its last bytes looks whether they are gone.
+_DRAIN_POLL_S = 0.1
 
 # l_onoff=1, l_linger=0: close() resets the connection instead of lingering with its data.
 _LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+def _unsent(sock: Any) -> int:
+    """Bytes in the kernel's send queue not yet acknowledged by the peer (Linux SIOCOUTQ);
+    0 where that cannot be asked."""
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    return int(struct.unpack("i", raw)[0])
+
+
+def _reset(sock: Any) -> None:
+    # OSError: gone already; the close that follows is then a plain one.
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
 
 
 class _ReleasingTransport:
@@ -44,6 +71,7 @@ class _ReleasingTransport:
         self._loop = loop
         self._timer: asyncio.TimerHandle | None = None
         self._lost = False
+        self.aborted = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -56,21 +84,37 @@ class _ReleasingTransport:
     def abort(self) -> None:
         sock = self._inner.get_extra_info("socket")
         if sock is not None and sock.fileno() != -1:
-            # OSError: gone already; the abort below is then a no-op too.
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            _reset(sock)
+        self.aborted = True
         self._inner.abort()
 
     def connection_lost(self) -> None:
+        """Called before asyncio closes the socket: whatever the kernel still has to send
+        gets `ABORT_AFTER_S` to reach the peer, on a descriptor of our own."""
         self._lost = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        sock = self._inner.get_extra_info("socket")
+        if self.aborted or sock is None or sock.fileno() == -1 or not _unsent(sock):
+            return
+        held = socket.socket(fileno=os.dup(sock.fileno()))
+        deadline = self._loop.time() + ABORT_AFTER_S
+
+        def check() -> None:
+            if _unsent(held) and self._loop.time() < deadline:
+                self._loop.call_later(_DRAIN_POLL_S, check)
+                return
+            if _unsent(held):
+                _reset(held)  # still not taken: RST, the kernel forgets it now
+            held.close()  # else all delivered: the FIN follows the data
+
+        self._loop.call_later(_DRAIN_POLL_S, check)
 
 
 class ReleasingWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's default WebSocket protocol (websockets-sansio), whose transport is aborted
-    when a close has not ended the connection within `ABORT_AFTER_S`."""
+    """uvicorn's default WebSocket protocol (websockets-sansio), whose connections are
+    reset when a close has not delivered everything within `ABORT_AFTER_S`."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         releasing = _ReleasingTransport(cast(asyncio.Transport, transport), self.loop)

@@ -233,6 +233,32 @@ async def test_peers_that_take_nothing_lose_their_connections_not_only_their_ses
             peer.close()
 
 
+async def test_a_subscriber_that_stops_reading_is_reset_with_its_kernel_buffers(
+    fast: LiveServer, http: httpx.AsyncClient
+) -> None:
+    """Posts streamed to a peer that reads nothing fill the kernel's send buffer, so when
+    the session lets go asyncio's own buffer is empty and a plain close would leave the
+    kernel holding the connection (FIN_WAIT1, its unsent data) for minutes. It is reset."""
+    author, reader = await make_user(http, fast.api), await make_user(http, fast.api)
+    peer = _handshake(fast.port, reader.token, rcvbuf=4096)
+    try:
+        _subscribe(peer, f"user:{author.id}")
+        port = peer.getsockname()[1]
+        started = time.monotonic()
+        headers = {"Authorization": f"Bearer {author.token}"}
+        while _server_side(fast.port, {port}) and time.monotonic() - started < 15:
+            await http.post(f"{fast.api}/posts", headers=headers, json={"content": "x" * 480})
+            await asyncio.sleep(0.02)
+        held = time.monotonic() - started
+        assert _server_side(fast.port, {port}) == set()
+        # 2 s of stalled writes, then 2 s for the kernel to deliver: ~4 s, plus slack.
+        assert held < 10, held
+        with pytest.raises(ConnectionResetError):
+            _drain(peer)
+    finally:
+        peer.close()
+
+
 async def test_logout_returns_even_if_the_socket_takes_nothing(
     fast: LiveServer, http: httpx.AsyncClient, history: History
 ) -> None:
