@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean bench bench-quick
 
 # pip is upgraded once, when the venv is made: editable installs need a recent one.
 $(BIN)/python:
@@ -42,6 +42,23 @@ lint: $(STAMP)
 	$(BIN)/mypy tests/server/conftest.py
 	$(BIN)/mypy tests/storage/conftest.py
 	cd client-sdk && ../$(BIN)/mypy
+
+# Plaza against its peers (BENCHMARKS.md): needs PostgreSQL on 127.0.0.1:5432 (user
+# postgres, trust), Redis on 127.0.0.1:6379 and wrk; each scenario makes its own database
+# and Redis key prefix and drops them. `bench` takes ~20 minutes, `bench-quick` a few.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): export PYTHONWARNINGS = ignore:Editable installation:UserWarning
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' -e ./client-sdk
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.report
+
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python -m bench.run_all --quick
+	$(BIN)/python -m bench.report
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

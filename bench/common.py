@@ -33,13 +33,18 @@ from tests.support.live_server import LiveServer, running_server  # noqa: E402
 
 __all__ = [
     "BENCH_ENV",
+    "RESULTS",
     "ROOT",
+    "Managed",
     "User",
+    "cpu_seconds",
     "create_users",
     "fd_count",
     "gather_limited",
     "hwm_kib",
     "machine_info",
+    "managed",
+    "median",
     "negotiated_extensions",
     "nofile_limits",
     "open_socket",
@@ -49,6 +54,8 @@ __all__ = [
     "raise_nofile",
     "rss_kib",
     "server_nofile",
+    "wait_http",
+    "write_result",
 ]
 
 # Like tests/e2e/conftest.py's TEST_ENV: the harness registers many users and writes many
@@ -56,9 +63,16 @@ __all__ = [
 BENCH_ENV = {
     "PLAZA_RATE_AUTH_PER_IP_PER_MINUTE": "100000",
     "PLAZA_RATE_WRITES_PER_USER_PER_MINUTE": "100000",
+    "PLAZA_RATE_LOGIN_PER_ACCOUNT": "100000/1m",
+    "PLAZA_RATE_REFRESH_PER_SESSION": "100000/1m",
+    "PLAZA_RATE_POSTS_PER_USER": "100000/1m",
+    "PLAZA_RATE_INTERACTIONS_PER_USER": "100000/1m",
+    "PLAZA_RATE_UPLOADS_PER_USER": "100000/1m",
 }
 
 T = TypeVar("T")
+
+RESULTS = ROOT / "bench" / "results"
 
 
 @contextlib.contextmanager
@@ -313,3 +327,97 @@ def report(result: dict[str, Any], out: Path | None) -> None:
     print(text)
     if out:
         out.write_text(text + "\n")
+
+
+def write_result(name: str, result: dict[str, Any], directory: Path = RESULTS) -> Path:
+    """Stamp `result` with the machine and write it to bench/results/<name>.json."""
+    result.setdefault("machine", machine_info())
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"{name}.json"
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(out)
+    return out
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of repetitions (the figure the report quotes)."""
+    return statistics.median(values) if values else float("nan")
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU of every process in `pids`, summed (see proc_cpu_seconds)."""
+    return sum(proc_cpu_seconds(pid) for pid in pids)
+
+
+# --- processes the harness starts: servers under test, peers, load generators -----------
+
+
+class Managed:
+    """A child process with its output in a log file; `stop` ends it (TERM, then KILL)."""
+
+    def __init__(self, cmd: Sequence[str], env: dict[str, str], log: Path, cwd: Path = ROOT):
+        self.cmd, self.log_path = list(cmd), log
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def wait_http(url: str, proc: Managed | None = None, timeout: float = 30.0) -> None:
+    """Poll `url` until it answers 200 (the process under test is up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and not proc.alive():
+            raise RuntimeError(f"{proc.cmd} exited early:\n{proc.log()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=0.5).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up:\n{proc.log()[-3000:] if proc else ''}")
+
+
+@contextlib.contextmanager
+def managed(
+    cmd: Sequence[str],
+    env: dict[str, str] | None = None,
+    *,
+    health: str | None = None,
+    log_dir: Path | None = None,
+    name: str = "proc",
+) -> Iterator[Managed]:
+    """Run `cmd` for the length of the block (killed on the way out, also on failure)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    with contextlib.ExitStack() as stack:
+        directory = log_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        proc = Managed(cmd, full_env, directory / f"{name}-{uuid.uuid4().hex[:6]}.log")
+        try:
+            if health is not None:
+                wait_http(health, proc)
+            yield proc
+        except BaseException:
+            tail = proc.log()[-3000:]
+            if tail:
+                print(f"--- {name} log (tail) ---\n{tail}", file=sys.stderr)
+            raise
+        finally:
+            proc.stop()

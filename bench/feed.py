@@ -39,6 +39,7 @@ import asyncpg
 import redis.asyncio as redis
 
 from bench.common import REDIS_URL, create_database, drop_database, drop_redis_prefix, report
+from bench.seed import add_follows, add_posts, add_users
 from domain.clock import SystemClock
 from domain.ids import SnowflakeIds
 from domain.pagination import PageRequest
@@ -47,32 +48,6 @@ from domain.services.base import Context
 from domain.services.feed import FeedService
 from storage.factory import Storage, open_storage
 from storage.redis_feed import FeedLimits, RedisFeedStore
-
-
-async def _users(conn: asyncpg.Connection, ids: list[int], now: datetime) -> None:
-    await conn.executemany(
-        "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash,"
-        " display_name, bio, avatar_media_id, created_at, last_active_at, token_version)"
-        " VALUES ($1, $2, $2, $3, $3, 'x', $2, '', NULL, $4, $4, 0)",
-        [(u, f"u{u}", f"u{u}@example.com", now) for u in ids],
-    )
-
-
-async def _follows(
-    conn: asyncpg.Connection, pairs: list[tuple[int, int, int]], now: datetime
-) -> None:
-    await conn.executemany(
-        "INSERT INTO follows (id, follower_id, followed_id, created_at) VALUES ($1, $2, $3, $4)",
-        [(i, a, b, now) for i, a, b in pairs],
-    )
-
-
-async def _posts(conn: asyncpg.Connection, posts: list[tuple[int, int]], now: datetime) -> None:
-    await conn.executemany(
-        "INSERT INTO posts (id, author_id, content, media_ids, created_at, like_count,"
-        " comment_count) VALUES ($1, $2, 'hello world', '[]', $3, 0, 0)",
-        [(p, a, now) for p, a in posts],
-    )
 
 
 class Bench:
@@ -107,8 +82,8 @@ async def fanout(followers: int, posts: int) -> dict[str, Any]:
         fans = [b.ids.next_id() for _ in range(followers)]
         conn = await asyncpg.connect(url)
         try:
-            await _users(conn, [author, *fans], b.now)
-            await _follows(conn, [(b.ids.next_id(), f, author) for f in fans], b.now)
+            await add_users(conn, [author, *fans], b.now)
+            await add_follows(conn, [(b.ids.next_id(), f, author) for f in fans], b.now)
         finally:
             await conn.close()
         build_s = await b.build_feeds(fans)
@@ -117,7 +92,7 @@ async def fanout(followers: int, posts: int) -> dict[str, Any]:
             post_id = b.ids.next_id()
             conn = await asyncpg.connect(url)
             try:
-                await _posts(conn, [(post_id, author)], b.now)
+                await add_posts(conn, [(post_id, author)], b.now)
             finally:
                 await conn.close()
             start = time.perf_counter()
@@ -203,9 +178,9 @@ async def read(
         post_rows = [(b.ids.next_id(), author_ids[n % authors]) for n in range(posts)]
         conn = await asyncpg.connect(url)
         try:
-            await _users(conn, author_ids + reader_ids, b.now)
-            await _follows(conn, pairs, b.now)
-            await _posts(conn, post_rows, b.now)
+            await add_users(conn, author_ids + reader_ids, b.now)
+            await add_follows(conn, pairs, b.now)
+            await add_posts(conn, post_rows, b.now)
             await conn.execute("ANALYZE")
         finally:
             await conn.close()
@@ -237,6 +212,11 @@ async def read(
         await drop_redis_prefix(prefix)
         await storage.close()
         await drop_database(url)
+
+
+def run_fanout(followers: int, posts: int) -> dict[str, Any]:
+    """The fan-out scenario, for bench/run_all.py."""
+    return asyncio.run(fanout(followers, posts))
 
 
 def main(argv: list[str] | None = None) -> int:

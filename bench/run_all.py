@@ -1,11 +1,13 @@
-"""Run every benchmark, write bench/results/latest.json and print a table.
+"""Run every scenario of the benchmark, Plaza against its peers, and write the results.
 
-    .venv/bin/python bench/run_all.py            # or: .venv/bin/python -m bench.run_all
+    .venv/bin/python -m bench.run_all --quick   # smoke run, a few minutes (make bench-quick)
+    .venv/bin/python -m bench.run_all           # every scenario, ~20 minutes (make bench)
 
-Each benchmark starts its own `plaza serve` (embedded: SQLite + memory backend) in a
-temporary directory, on 127.0.0.1, and stops it. The default run takes about 90 s on a
-2-core machine; `--no-variants` skips the runs without permessage-deflate. Every run is
-also kept as bench/results/run-<UTC date>.json.
+Each scenario writes bench/results/<scenario>.json; the whole run is also written to
+bench/results/latest.json, which bench/report.py renders as BENCHMARKS.md. A scenario
+that fails records its error and the others still run. Every server, peer and load
+generator is started here and stopped before the next scenario; every database and Redis
+key prefix made for a scenario is dropped after it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 import traceback
@@ -24,196 +27,162 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import argon2_cost, idle_memory, ws_latency
-from bench.common import ROOT, machine_info
+from bench import argon2_cost, delivery, feed, fleet, idle_memory, rest, resume
+from bench.common import RESULTS, machine_info, write_result
 
-DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
+# Sizes per profile. quick: one repetition of everything at small sizes, to show the
+# harness works end to end; full: the issue's sizes, medians of several repetitions.
+PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {
+        "rest": {"seconds": 3, "repeats": 1},
+        "idle": [1000],
+        "idle_window_s": 3.0,
+        "delivery": [(200, 30, 10.0, 1)],
+        "delivery_fleet": [(200, 20, 10.0, 1)],
+        "fanout": (2000, 3),
+        "resume": 300,
+        "eventlog": (3000, 1),
+        "argon2_samples": 5,
+    },
+    "full": {
+        "rest": {"seconds": 8, "repeats": 3},
+        "idle": [5000, 10_000],  # one server per compression mode, measured at each
+        "idle_window_s": 22.0,  # past one 20 s ping round
+        "delivery": [
+            (100, 60, 10.0, 1),
+            (200, 40, 10.0, 3),
+            (1000, 20, 5.0, 1),
+            (5000, 10, 2.0, 1),
+        ],
+        "delivery_fleet": [(200, 30, 10.0, 1), (1000, 20, 5.0, 1)],
+        "fanout": (10_000, 10),
+        "resume": 2000,
+        "eventlog": (10_000, 2),
+        "argon2_samples": 20,
+    },
+}
 
 
-def _step(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _idle(**kwargs: Any) -> dict[str, Any]:
+    return {"steps": idle_memory.run_steps(**kwargs)}
+
+
+def _step(name: str, fn: Callable[[], dict[str, Any]], command: str) -> dict[str, Any]:
     print(f"… {name}", file=sys.stderr, flush=True)
     load = os.getloadavg()
     started = time.perf_counter()
     try:
         result = fn()
-    except Exception as error:  # one failing benchmark must not lose the others' figures
+    except Exception as error:  # one failing scenario must not lose the others' figures
         traceback.print_exc()
-        result = {"error": f"{type(error).__name__}: {error}"}
+        result = {"error": f"{type(error).__name__}: {error}"[:2000]}
+    result["command"] = command
     result["loadavg_before"] = [round(x, 2) for x in load]
     result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    print(f"  done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    result["wall_s"] = round(time.perf_counter() - started, 1)
+    write_result(name, result)
+    print(f"  done in {result['wall_s']} s", file=sys.stderr, flush=True)
     return result
-
-
-def _get(d: dict[str, Any], *path: str) -> Any:
-    value: Any = d
-    for key in path:
-        if not isinstance(value, dict) or key not in value:
-            return None
-        value = value[key]
-    return value
-
-
-def _latency_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
-    if "error" in r:
-        return [(name, "error", r["error"])]
-    lat, rest = r["latency_ms"], r["rest_post_ms"]
-    spread = r["fanout_spread_ms"]
-    return [
-        (
-            name,
-            f"post→socket, {r['sockets']} sockets x {r['posts']} posts @ {r['rate_per_s']:g}/s",
-            f"p50 {lat['p50']} · p90 {lat['p90']} · p99 {lat['p99']} · max {lat['max']} ms",
-        ),
-        (
-            name,
-            "deliveries",
-            f"{r['deliveries_received']}/{r['deliveries_expected']} ({r['deliveries_pct']}%),"
-            f" {r['duplicates']} duplicates",
-        ),
-        (name, "REST POST /posts", f"p50 {rest['p50']} · p99 {rest['p99']} ms"),
-        (
-            name,
-            "fan-out spread (last - first socket)",
-            f"p50 {spread['p50']} · p99 {spread['p99']} ms",
-        ),
-        (
-            name,
-            "CPU during the run: server / bench client",
-            f"{r['server_cpu_pct_during_run']}% / {r['client_cpu_pct_during_run']}% of one core",
-        ),
-    ]
-
-
-def _memory_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
-    if "error" in r:
-        return [(name, "error", r["error"])]
-    return [
-        (
-            name,
-            f"RSS per idle socket ({r['sockets']} sockets, feed + notifications)",
-            f"{r['kib_per_idle_socket']} KiB",
-        ),
-        (
-            name,
-            "server RSS before / with sockets / after close",
-            f"{r['rss_before_kib'] / 1024:.1f} / {r['rss_with_sockets_kib'] / 1024:.1f}"
-            f" / {r['rss_after_close_kib'] / 1024:.1f} MiB",
-        ),
-        (
-            name,
-            "open files (server) / RLIMIT_NOFILE soft",
-            f"{r['fds_with_sockets']} / {r['server_nofile_soft']}",
-        ),
-        (name, "sockets opened per second", f"{r['sockets_opened_per_s']}"),
-    ]
-
-
-def _argon2_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
-    if "error" in r:
-        return [("argon2", "error", r["error"])]
-    bare, through = r["bare"], r["argon2_hasher"]
-    rows = [
-        ("argon2", "parameters", bare["parameters"]),
-        (
-            "argon2",
-            "ms per hash / verify (bare, median)",
-            f"{bare['hash_ms']['median']} / {bare['verify_ms']['median']} ms",
-        ),
-        (
-            "argon2",
-            "ms per hash / verify (Argon2Hasher, median)",
-            f"{through['hash_ms']['median']} / {through['verify_ms']['median']} ms",
-        ),
-    ]
-    for run in through["concurrent"]:
-        rows.append(
-            (
-                "argon2",
-                f"{run['verifies_per_round']} concurrent verifies, {run['slots']} slot(s)",
-                f"median {run['verifies_per_s_median']}/s, best {run['verifies_per_s_best']}/s"
-                f" (each waits p50 {run['latency_ms']['p50']} ms)",
-            )
-        )
-    return rows
-
-
-def table(results: dict[str, Any]) -> str:
-    rows: list[tuple[str, str, str]] = [("benchmark", "metric", "value")]
-    for name in ("ws_latency", "ws_latency_no_compression"):
-        if name in results:
-            rows += _latency_rows(name, results[name])
-    for name in ("idle_memory", "idle_memory_no_compression"):
-        if name in results:
-            rows += _memory_rows(name, results[name])
-    if "argon2" in results:
-        rows += _argon2_rows(results["argon2"])
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = []
-    for i, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--followers", type=int, default=100, help="latency: sockets")
-    parser.add_argument("--posts", type=int, default=200, help="latency: posts")
-    parser.add_argument("--rate", type=float, default=20.0, help="latency: posts per second")
-    parser.add_argument("--users", type=int, default=100, help="memory: users")
-    parser.add_argument("--per-user", type=int, default=10, help="memory: sockets per user")
-    parser.add_argument("--samples", type=int, default=20, help="argon2: sequential samples")
-    parser.add_argument("--no-variants", action="store_true", help="skip no-deflate runs")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--quick", action="store_true", help="the smoke profile")
+    parser.add_argument("--only", nargs="*", help="scenario names (rest, idle, delivery, ...)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
-
-    report: dict[str, Any] = {"machine": machine_info(), "results": {}}
-    results: dict[str, Any] = report["results"]
-    variants = [True] if args.no_variants else [True, False]
-    for compression in variants:
-        name = "ws_latency" if compression else "ws_latency_no_compression"
-        latency = partial(
-            ws_latency.run,
-            followers=args.followers,
-            posts=args.posts,
-            rate=args.rate,
-            compression=compression,
+    profile = "quick" if args.quick else "full"
+    p = PROFILES[profile]
+    invoked = "make bench-quick" if args.quick else "make bench"
+    started = time.perf_counter()
+    machine = machine_info()
+    machine["loadavg_start"] = [round(x, 2) for x in os.getloadavg()]
+    steps: list[tuple[str, Callable[[], dict[str, Any]], str]] = []
+    steps.append(
+        (
+            "rest",
+            partial(rest.run, **p["rest"]),
+            f"bench/rest.py --seconds {p['rest']['seconds']} --repeats {p['rest']['repeats']}",
         )
-        results[name] = _step(name, latency)
-    for compression in variants:
-        name = "idle_memory" if compression else "idle_memory_no_compression"
-        memory = partial(
-            idle_memory.run, users=args.users, per_user=args.per_user, compression=compression
+    )
+    for deflate in (True, False):
+        mode = "deflate" if deflate else "plain"
+        steps_n = p["idle"]
+        fn: Callable[[], dict[str, Any]] = partial(
+            _idle, steps=steps_n, idle=p["idle_window_s"], compression=deflate
         )
-        results[name] = _step(name, memory)
-    results["argon2"] = _step("argon2", partial(argon2_cost.run, samples=args.samples))
-    report["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-
-    text = json.dumps(report, indent=2) + "\n"
+        cmd = f"bench/idle_memory.py --steps {' '.join(map(str, steps_n))}"
+        cmd += f" --idle {p['idle_window_s']}" + ("" if deflate else " --no-compression")
+        steps.append((f"idle-{mode}", fn, cmd))
+    for followers, posts, rate, repeats in p["delivery"]:
+        fn = partial(delivery.run, followers=followers, posts=posts, rate=rate, repeats=repeats)
+        cmd = f"bench/delivery.py --followers {followers} --posts {posts} --rate {rate}"
+        cmd += f" --repeats {repeats}"
+        steps.append((f"delivery-{followers}", fn, cmd))
+    for followers, posts, rate, repeats in p["delivery_fleet"]:
+        fn = partial(
+            delivery.run, followers=followers, posts=posts, rate=rate, repeats=repeats, fleet=True
+        )
+        cmd = f"bench/delivery.py --fleet --followers {followers} --posts {posts} --rate {rate}"
+        steps.append((f"delivery-fleet-{followers}", fn, cmd))
+    followers, posts = p["fanout"]
+    steps.append(
+        (
+            "fanout",
+            lambda: feed.run_fanout(followers, posts),
+            f"bench/feed.py fanout --followers {followers} --posts {posts}",
+        )
+    )
+    steps.append(
+        (
+            "resume",
+            partial(resume.run, sockets=p["resume"]),
+            f"bench/resume.py --sockets {p['resume']}",
+        )
+    )
+    events, repeats = p["eventlog"]
+    steps.append(
+        (
+            "eventlog",
+            partial(fleet.throughput, events, repeats, 300.0),
+            f"bench/fleet.py throughput --events {events} --repeats {repeats}",
+        )
+    )
+    steps.append(
+        (
+            "argon2",
+            partial(argon2_cost.run, samples=p["argon2_samples"]),
+            f"bench/argon2_cost.py --samples {p['argon2_samples']}",
+        )
+    )
+    results: dict[str, Any] = {}
+    for name, fn, cmd in steps:
+        if args.only and not any(name.startswith(o) for o in args.only):
+            continue
+        result = _step(name, fn, cmd)
+        if name.startswith("idle-") and "steps" in result:
+            # One entry per socket count: idle-<n>-<mode>, as the report reads them.
+            for one in result.pop("steps"):
+                one.update({k: result[k] for k in ("command", "loadavg_before", "loadavg_after")})
+                results[f"idle-{one['sockets']}-{name.split('-', 1)[1]}"] = one
+        else:
+            results[name] = result
+    machine["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    report = {
+        "profile": profile,
+        "invoked_as": invoked,
+        "argv": shlex.join([sys.executable, "-m", "bench.run_all", *(argv or sys.argv[1:])]),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "machine": machine,
+        "results": results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(text)
-    tmp.replace(args.out)
-    # Every run is also kept under its date: the shared 2-core VMs vary from run to run,
-    # and the report quotes the spread, not one lucky or unlucky run.
-    stamp = report["machine"]["date_utc"].replace("-", "").replace(":", "")
-    archive = args.out.parent / f"run-{stamp}.json"
-    archive.write_text(text)
-
-    m = report["machine"]
-    sys.stderr.flush()
-    print(f"\n{m['date_utc']} · {m['cpus']} CPUs ({m['cpu_model']}) · Python {m['python']}")
-    print(table(results))
-    print(f"\nwritten to {args.out} and {archive}")
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written to {args.out} in {report['wall_s']} s", file=sys.stderr)
     failed = [k for k, v in results.items() if "error" in v]
-    short = [
-        k
-        for k, v in results.items()
-        if k.startswith("ws_latency") and _get(v, "deliveries_pct") not in (None, 100.0)
-    ]
-    return 1 if failed or short else 0
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
