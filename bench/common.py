@@ -68,6 +68,9 @@ BENCH_ENV = {
     "PLAZA_RATE_POSTS_PER_USER": "100000/1m",
     "PLAZA_RATE_INTERACTIONS_PER_USER": "100000/1m",
     "PLAZA_RATE_UPLOADS_PER_USER": "100000/1m",
+    # Plaza's default is off; on here, so that a client offering permessage-deflate gets
+    # it and the harness can measure both (each scenario's client decides).
+    "PLAZA_WS_COMPRESSION": "on",
 }
 
 T = TypeVar("T")

@@ -523,13 +523,12 @@ class Report:
                     f"**What compression costs:** permessage-deflate adds {extra:,.1f} KiB per"
                     f" idle socket at {n:,} sockets ({_ratio(deflate, plain)}\u00d7 the"
                     f" memory; {extra * n / 1024:,.0f} MiB for all of them): the zlib"
-                    " compressor and decompressor each negotiated socket keeps. uvicorn"
-                    " negotiates it whenever a client offers it (browsers always do), which is"
-                    " Plaza's behaviour today. Plaza's frames are small JSON (a post push is"
-                    " well under 1 KiB), where deflate saves little bandwidth for that memory"
-                    " and a compression per socket per push; the recommended default is off"
-                    " (uvicorn's `ws_per_message_deflate=False` in `plaza serve`, with a"
-                    " setting to turn it on for links where bandwidth is dear).",
+                    " compressor and decompressor each negotiated socket keeps. Plaza's frames"
+                    " are small JSON (a post push is well under 1 KiB), where deflate saves"
+                    " little bandwidth for that memory and a compression per socket per push,"
+                    " so `plaza serve` does not negotiate it by default"
+                    " (`PLAZA_WS_COMPRESSION=on` turns it on for links where bandwidth is"
+                    " dear; the harness turns it on to measure both).",
                     "",
                 ]
 

@@ -119,6 +119,11 @@ class Settings:
     # peer is gone within ~40 s, inside the protocol's ~45 s, at one tiny frame per 20 s.
     ws_ping_interval: int = 20
     ws_ping_timeout: int = 20
+    # permessage-deflate: off. Plaza's frames are small JSON (a post push is well under
+    # 1 KiB), where it saves little bandwidth, yet each negotiating socket keeps a zlib
+    # compressor and decompressor: 40.5 -> 80.7 KiB per idle socket at 5,000 (BENCHMARKS.md)
+    # plus a compression per socket per push. PLAZA_WS_COMPRESSION=on for dear links.
+    ws_compression: bool = False
     # Long enough for a client to refresh an expired token on a slow mobile link before it
     # sends `auth`, short enough that unauthenticated sockets cannot pile up (close 4401).
     ws_auth_timeout: int = 10
@@ -282,6 +287,7 @@ class Settings:
                 "PLAZA_WS_SEND_QUEUE_BYTES", cls.ws_send_queue_bytes, KIB
             ),
             ws_ping_interval=env.integer("PLAZA_WS_PING_INTERVAL", cls.ws_ping_interval, 1),
+            ws_compression=env.switch("PLAZA_WS_COMPRESSION", cls.ws_compression),
             ws_ping_timeout=env.integer("PLAZA_WS_PING_TIMEOUT", cls.ws_ping_timeout, 1),
             ws_auth_timeout=env.integer("PLAZA_WS_AUTH_TIMEOUT", cls.ws_auth_timeout, 1),
             feed_active_days=env.integer("PLAZA_FEED_ACTIVE_DAYS", cls.feed_active_days, 1),
@@ -326,6 +332,17 @@ class _Env:
     def get(self, name: str) -> str | None:
         value = self._environ.get(name, "").strip()
         return value or None
+
+    def switch(self, name: str, default: bool) -> bool:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        value = raw.lower()
+        if value in ("on", "true", "1", "yes"):
+            return True
+        if value in ("off", "false", "0", "no"):
+            return False
+        raise ConfigError(name, f"must be on or off, got {raw!r}")
 
     def rate(self, name: str) -> Rate | None:
         raw = self.get(name)

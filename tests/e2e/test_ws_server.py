@@ -419,3 +419,20 @@ async def _until_admitted(server: LiveServer, token: str, within: float) -> None
             return
         assert time.monotonic() < deadline, "the stalled session was never let go"
         await asyncio.sleep(0.2)
+
+
+# --- compression ---------------------------------------------------------------------------
+
+
+async def test_permessage_deflate_is_off_unless_configured(
+    small: LiveServer, tmp_path: Path
+) -> None:
+    """Offered by the client (websockets and browsers always offer it), refused by default:
+    it doubles an idle socket's memory for little gain on small JSON frames."""
+    async with websockets.connect(small.ws_url) as ws:
+        assert ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+    with running_server(tmp_path, {**TEST_ENV, "PLAZA_WS_COMPRESSION": "on"}) as live:
+        async with websockets.connect(live.ws_url) as ws:
+            assert ws.response is not None
+            assert "permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"]

@@ -50,6 +50,7 @@ def test_defaults_in_a_fresh_directory(tmp_path: Path) -> None:
         "uploads": "30/30m",
     }
     assert settings.rate_ws_frames_per_second == 20
+    assert settings.ws_compression is False
 
 
 def test_secret_key_is_generated_kept_private_and_reused(tmp_path: Path) -> None:
@@ -123,6 +124,7 @@ def test_overrides(tmp_path: Path) -> None:
         "PLAZA_RATE_INTERACTIONS_PER_USER": "50/m",
         "PLAZA_RATE_UPLOADS_PER_USER": "5/1m",
         "PLAZA_RATE_WS_FRAMES_PER_SECOND": "8",
+        "PLAZA_WS_COMPRESSION": "On",
     }
     settings = Settings.from_env(env, cwd=tmp_path)
 
@@ -155,6 +157,7 @@ def test_overrides(tmp_path: Path) -> None:
         "uploads": "5/1m",
     }
     assert settings.rate_ws_frames_per_second == 8
+    assert settings.ws_compression is True
 
 
 def test_relative_media_dir_is_under_cwd(tmp_path: Path) -> None:
@@ -229,6 +232,7 @@ def test_blank_values_count_as_unset(tmp_path: Path) -> None:
         ("PLAZA_RATE_LOGIN_PER_IP", "25", "write COUNT/PERIOD"),
         ("PLAZA_RATE_POSTS_PER_USER", "0/1h", "count of at least 1"),
         ("PLAZA_RATE_UPLOADS_PER_USER", "5/1w", "is not a rate"),
+        ("PLAZA_WS_COMPRESSION", "gzip", "must be on or off"),
     ],
 )
 def test_bad_variable_names_itself_in_one_line(
