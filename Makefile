@@ -24,6 +24,14 @@ $(STAMP): $(BIN)/python pyproject.toml client-sdk/pyproject.toml
 
 install: $(STAMP)
 
+# The benchmark's peers (FastAPI, SQLModel, python-socketio, matplotlib): `make bench`
+# needs them to run and `make lint` to type-check bench/ as strictly as the rest.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): export PYTHONWARNINGS = ignore:Editable installation:UserWarning
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' -e ./client-sdk
+	@touch $(BENCH_STAMP)
+
 run: $(STAMP)
 	$(BIN)/plaza migrate
 	$(BIN)/plaza serve --host $(HOST) --port $(PORT)
@@ -34,7 +42,7 @@ test: $(STAMP)
 # mypy checks the project with tests/ and bench/ ([tool.mypy] in pyproject.toml), then the
 # three conftest.py files that pytest imports each as the top-level module `conftest`, one
 # run each (one run cannot hold three modules of one name), then the SDK by its own config.
-lint: $(STAMP)
+lint: $(BENCH_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -46,12 +54,6 @@ lint: $(STAMP)
 # Plaza against its peers (BENCHMARKS.md): needs PostgreSQL on 127.0.0.1:5432 (user
 # postgres, trust), Redis on 127.0.0.1:6379 and wrk; each scenario makes its own database
 # and Redis key prefix and drops them. `bench` takes ~20 minutes, `bench-quick` a few.
-BENCH_STAMP := $(VENV)/.installed-bench
-$(BENCH_STAMP): export PYTHONWARNINGS = ignore:Editable installation:UserWarning
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' -e ./client-sdk
-	@touch $(BENCH_STAMP)
-
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run_all
 	$(BIN)/python -m bench.report
