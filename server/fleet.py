@@ -14,6 +14,7 @@ import contextlib
 import logging
 import math
 import random
+import time
 import uuid
 from collections import defaultdict
 
@@ -25,7 +26,7 @@ from channels.tasks import cancel_and_wait
 from server.ratelimit import RateLimiter
 from server.ws.registry import LocalSocketCounts, SessionRegistry
 
-__all__ = ["ControlChannel", "FleetRevoker", "RedisLimiter", "RedisSocketCounts"]
+__all__ = ["ControlChannel", "FleetRevoker", "RedisBreaker", "RedisLimiter", "RedisSocketCounts"]
 
 log = logging.getLogger("plaza.fleet")
 
@@ -87,12 +88,38 @@ class _Outage:
             log.warning("%s: Redis is back", self._what)
 
 
+# After Redis fails a limiter call, every limiter of the instance uses its own buckets for
+# this long before Redis is tried again: a frozen Redis costs one request its command
+# timeout (with the client's retry, 4 s), not every request one per bucket it spends.
+BREAKER_PAUSE_S = 5.0
+
+
+class RedisBreaker:
+    """Shared by an instance's limiters: whether Redis is worth asking right now."""
+
+    def __init__(self, pause_s: float = BREAKER_PAUSE_S) -> None:
+        self._pause_s = pause_s
+        self._until = -math.inf
+
+    def tripped(self) -> bool:
+        return time.monotonic() < self._until
+
+    def trip(self) -> None:
+        self._until = time.monotonic() + self._pause_s
+
+
 class RedisLimiter:
     """A rate limit shared by the fleet; this instance's own buckets while Redis is away.
     `bucket` names its keys (two buckets may share a message name, not their keys)."""
 
     def __init__(
-        self, client: redis.Redis, prefix: str, local: RateLimiter, *, bucket: str | None = None
+        self,
+        client: redis.Redis,
+        prefix: str,
+        local: RateLimiter,
+        *,
+        bucket: str | None = None,
+        breaker: RedisBreaker | None = None,
     ) -> None:
         self.name = local.name
         self._client = client
@@ -100,16 +127,21 @@ class RedisLimiter:
         self._local = local
         self._script = client.register_script(_BUCKET)
         self._outage = _Outage(f"{local.name} rate limit")
+        self._breaker = breaker or RedisBreaker()
         # A key idle long enough to refill completely needs no state at all.
         self._ttl_ms = max(1000, math.ceil(local.burst / local.rate_per_s * 1000))
 
     async def hit(self, key: str, cost: float = 1.0) -> None:
+        if self._breaker.tripped():
+            self._local.hit_now(key, cost)
+            return
         try:
             allowed, wait_ms, full_ms = await self._script(
                 keys=[self._key_prefix + key],
                 args=[self._local.rate_per_s / 1000, self._local.burst, cost, self._ttl_ms],
             )
         except REDIS_ERRORS as error:
+            self._breaker.trip()
             self._outage.failed(error)
             self._local.hit_now(key, cost)
             return

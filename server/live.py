@@ -32,7 +32,13 @@ from domain.consumers import (
 )
 from domain.ports import FeedStore
 from server.container import Services, Sessions, local_sessions
-from server.fleet import ControlChannel, FleetRevoker, RedisLimiter, RedisSocketCounts
+from server.fleet import (
+    ControlChannel,
+    FleetRevoker,
+    RedisBreaker,
+    RedisLimiter,
+    RedisSocketCounts,
+)
 from server.node_ids import NodeIdClaim
 from server.ratelimit import RateLimits, local_limiters
 from server.settings import Settings
@@ -94,9 +100,10 @@ async def fleet_sessions(settings: Settings, layer: LiveLayer, stack: AsyncExitS
     control = ControlChannel(client, connect(settings.redis_url, retry=False), prefix, registry)
     await control.start()
     stack.push_async_callback(control.stop)
+    breaker = RedisBreaker()  # one for all buckets: a request spends several
     limits = RateLimits(
         **{
-            bucket: RedisLimiter(client, prefix, local, bucket=bucket)
+            bucket: RedisLimiter(client, prefix, local, bucket=bucket, breaker=breaker)
             for bucket, local in local_limiters(settings.rate_limits()).items()
         }
     )
