@@ -69,6 +69,9 @@ class _ReleasingTransport:
     def __init__(self, inner: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._inner = inner
         self._loop = loop
+        # uvicorn calls these for every frame: bound once here, not found by __getattr__.
+        self.write = inner.write
+        self.is_closing = inner.is_closing
         self._timer: asyncio.TimerHandle | None = None
         self._lost = False
         self.aborted = False
