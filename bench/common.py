@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.support.clients import User, make_user  # noqa: E402
+from tests.support.limits import UNLIMITED_ENV  # noqa: E402
 from tests.support.live_server import LiveServer, running_server  # noqa: E402
 
 __all__ = [
@@ -58,16 +59,10 @@ __all__ = [
     "write_result",
 ]
 
-# Like tests/e2e/conftest.py's TEST_ENV: the harness registers many users and writes many
-# posts from one loopback address, which is not what the per-IP / per-user limits are for.
+# The harness registers many users and writes many posts from one loopback address, which
+# is not what the per-IP / per-user limits are for (the same as the e2e tests' servers).
 BENCH_ENV = {
-    "PLAZA_RATE_AUTH_PER_IP_PER_MINUTE": "100000",
-    "PLAZA_RATE_WRITES_PER_USER_PER_MINUTE": "100000",
-    "PLAZA_RATE_LOGIN_PER_ACCOUNT": "100000/1m",
-    "PLAZA_RATE_REFRESH_PER_SESSION": "100000/1m",
-    "PLAZA_RATE_POSTS_PER_USER": "100000/1m",
-    "PLAZA_RATE_INTERACTIONS_PER_USER": "100000/1m",
-    "PLAZA_RATE_UPLOADS_PER_USER": "100000/1m",
+    **UNLIMITED_ENV,
     # Plaza's default is off; on here, so that a client offering permessage-deflate gets
     # it and the harness can measure both (each scenario's client decides).
     "PLAZA_WS_COMPRESSION": "on",

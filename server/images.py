@@ -129,10 +129,7 @@ class PillowImageProcessor:
             )
         cost = await asyncio.to_thread(self.decode_cost, data)
         async with self._slots, self._budget.reserve(cost):
-            try:
-                return await asyncio.to_thread(self.process_sync, data)
-            finally:
-                await asyncio.to_thread(release_memory)
+            return await asyncio.to_thread(self.process_sync, data)
 
     def decode_cost(self, data: bytes) -> int:
         """The bytes decoding `data` will hold, from its header alone (0 if unreadable:
@@ -155,6 +152,8 @@ class PillowImageProcessor:
             # fired before ours could look: report it as what it is. Under
             # `warnings.simplefilter("error")` the warning arrives as an exception too.
             raise self._too_many_pixels() from None
+        finally:
+            release_memory()  # here, in the worker thread: no extra hop back and forth
 
     def _process(self, data: bytes) -> ProcessedImage:
         try:

@@ -6,6 +6,8 @@ the same for all: only the framework above them differs."""
 from __future__ import annotations
 
 import argparse
+import time
+from itertools import count
 from typing import Any
 
 # What `plaza serve` passes to uvicorn.Config (server/cli.py), less the app.
@@ -30,6 +32,23 @@ FILLER_AUTHOR = {
     "avatar_media_id": None,
     "created_at": "2026-01-01T00:00:00Z",
 }
+
+
+_IDS = count(1)
+
+
+def filler_post(content: str) -> dict[str, Any]:
+    """A new post of `content` by FILLER_AUTHOR, with this process's next id."""
+    return {
+        "id": str(next(_IDS)),
+        "author": FILLER_AUTHOR,
+        "content": content,
+        "media": [],
+        "like_count": 0,
+        "comment_count": 0,
+        "liked_by_me": False,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def serve(app: Any, argv: list[str] | None = None) -> None:

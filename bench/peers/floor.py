@@ -8,12 +8,10 @@ server can do to deliver an event to N sockets.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from itertools import count
 from typing import Any
 
-from bench.peers import FILLER_AUTHOR, serve
+from bench.peers import filler_post, serve
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -21,7 +19,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 SOCKETS: set[Send] = set()
-IDS = count(1)
 READY = json.dumps({"ready": True})
 
 
@@ -61,16 +58,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     if scope["method"] == "POST" and scope["path"] == "/posts":
         body = json.loads(await _body(receive))
-        post = {
-            "id": str(next(IDS)),
-            "author": FILLER_AUTHOR,
-            "content": body["content"],
-            "media": [],
-            "like_count": 0,
-            "comment_count": 0,
-            "liked_by_me": False,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
+        post = filler_post(body["content"])
         event = {"push": "event", "channel": "feed", "event": {"type": "post.created"}}
         event["event"]["data"] = post  # type: ignore[index]
         frame = json.dumps(event)  # once per event, the same frame for every socket

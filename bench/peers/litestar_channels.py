@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from itertools import count
 from typing import Any
 
 import msgspec
@@ -22,9 +20,8 @@ from litestar.channels.backends.base import ChannelsBackend
 from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.exceptions import WebSocketDisconnect
 
-from bench.peers import FILLER_AUTHOR, serve
+from bench.peers import filler_post, serve
 
-IDS = count(1)
 READY = b'{"ready": true}'
 
 
@@ -47,16 +44,7 @@ async def feed_socket(socket: WebSocket[Any, Any, Any], channels: ChannelsPlugin
 
 @post("/posts", status_code=201)
 async def create_post(data: PostIn, channels: ChannelsPlugin) -> dict[str, Any]:
-    created = {
-        "id": str(next(IDS)),
-        "author": FILLER_AUTHOR,
-        "content": data.content,
-        "media": [],
-        "like_count": 0,
-        "comment_count": 0,
-        "liked_by_me": False,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    created = filler_post(data.content)
     event = {
         "push": "event",
         "channel": "feed",

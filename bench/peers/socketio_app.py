@@ -11,8 +11,6 @@ import argparse
 import importlib
 import os
 import sys
-import time
-from itertools import count
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,10 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bench.peers import FILLER_AUTHOR, serve
-
-IDS = count(1)
-
+from bench.peers import filler_post, serve
 
 # python-socketio ships no type information: one untyped handle, the rest is typed.
 socketio: Any = importlib.import_module("socketio")
@@ -40,16 +35,7 @@ def create_app(redis_url: str, prefix: str) -> Any:
 
     async def create_post(request: Request) -> JSONResponse:
         body = await request.json()
-        created = {
-            "id": str(next(IDS)),
-            "author": FILLER_AUTHOR,
-            "content": body["content"],
-            "media": [],
-            "like_count": 0,
-            "comment_count": 0,
-            "liked_by_me": False,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
+        created = filler_post(body["content"])
         await sio.emit("post.created", created, room="feed")
         return JSONResponse(created, status_code=201)
 

@@ -206,6 +206,26 @@ function screen(title, ...children) {
 
 // --- screens ----------------------------------------------------------------------------
 
+// A form that signs the user in: `submit` does its REST calls, then the home feed opens.
+function signInForm(submit, ...children) {
+  const form = h(
+    "form",
+    {
+      class: "card",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        await busy(form, async () => {
+          await submit();
+          location.hash = "#/";
+          signedIn();
+        });
+      },
+    },
+    ...children,
+  );
+  return form;
+}
+
 function loginScreen() {
   const login = h("input", { id: "login", name: "login", autocomplete: "username", required: true });
   const password = h("input", {
@@ -215,19 +235,8 @@ function loginScreen() {
     autocomplete: "current-password",
     required: true,
   });
-  const form = h(
-    "form",
-    {
-      class: "card",
-      onsubmit: async (event) => {
-        event.preventDefault();
-        await busy(form, async () => {
-          await api.login(login.value.trim(), password.value);
-          location.hash = "#/";
-          signedIn();
-        });
-      },
-    },
+  const form = signInForm(
+    () => api.login(login.value.trim(), password.value),
     h("label", { for: "login" }, "Email or username"),
     login,
     h("label", { for: "password" }, "Password"),
@@ -250,19 +259,10 @@ function registerScreen() {
     required: true,
     minlength: "8",
   });
-  const form = h(
-    "form",
-    {
-      class: "card",
-      onsubmit: async (event) => {
-        event.preventDefault();
-        await busy(form, async () => {
-          await api.register(username.value.trim(), email.value.trim(), password.value);
-          await api.login(username.value.trim(), password.value);
-          location.hash = "#/";
-          signedIn();
-        });
-      },
+  const form = signInForm(
+    async () => {
+      await api.register(username.value.trim(), email.value.trim(), password.value);
+      await api.login(username.value.trim(), password.value);
     },
     h("label", { for: "username" }, "Username"),
     username,
