@@ -13,6 +13,7 @@ import asyncio
 import logging
 import secrets
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 
 from channels.backend import ChannelBackend, Listener, Position
 from channels.tasks import cancel_and_wait
@@ -77,7 +78,7 @@ class MemoryBackend(ChannelBackend):
         # as the Redis backend's reader does: a publish costs the same however many sockets
         # listen. Unbounded is safe: the consumer never awaits, so the task drains it at
         # the rate the publishers in this same process fill it.
-        self._pending: asyncio.Queue[tuple[str, Position, bytes]] | None = None
+        self._pending: asyncio.Queue[list[tuple[str, Position, bytes]]] | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -93,7 +94,7 @@ class MemoryBackend(ChannelBackend):
     async def start(self, listener: Listener) -> None:
         if self._task is not None:
             raise RuntimeError("backend already started")
-        pending: asyncio.Queue[tuple[str, Position, bytes]] = asyncio.Queue()
+        pending: asyncio.Queue[list[tuple[str, Position, bytes]]] = asyncio.Queue()
         self._pending = pending
         self._task = asyncio.create_task(self._deliver(pending, listener), name="memory-backend")
 
@@ -103,22 +104,44 @@ class MemoryBackend(ChannelBackend):
             await cancel_and_wait(task)
 
     async def publish(self, channel: str, payload: bytes, key: str | None = None) -> Position:
-        stream = self._stream(channel)
-        if key is not None and key in stream.keys:
-            return Position(str(stream.keys[key]), stream.epoch)  # a retry: pushed already
-        stream.last += 1
-        stream.events.append((stream.last, payload, key))
-        if key is not None:
-            stream.keys[key] = stream.last
-        stream.size += len(payload)
-        self._bytes += len(payload)
-        if len(stream.events) > self._history_size:
-            self._trim_one(stream)
-        position = Position(str(stream.last), stream.epoch)
-        self._enforce_budget(keep=channel)
-        if self._pending is not None and channel in self._subscribed:
-            self._pending.put_nowait((channel, position, payload))
-        return position
+        return self._publish_all([(channel, payload, key)])[0]
+
+    async def publish_many(
+        self, channels: Sequence[str], payload: bytes, key: str | None = None
+    ) -> list[Position]:
+        return self._publish_all([(channel, payload, key) for channel in channels])
+
+    async def publish_each(self, items: Sequence[tuple[str, bytes, str | None]]) -> list[Position]:
+        return self._publish_all(items)
+
+    def _publish_all(self, items: Sequence[tuple[str, bytes, str | None]]) -> list[Position]:
+        """Append each item to its channel; the live ones go to the delivery task as one
+        batch (a fan-out to a thousand feeds is one hand-over, not a thousand)."""
+        positions: list[Position] = []
+        live: list[tuple[str, Position, bytes]] = []
+        subscribed = self._subscribed
+        for channel, payload, key in items:
+            stream = self._stream(channel)
+            if key is not None and key in stream.keys:
+                # A retry: pushed already.
+                positions.append(Position(str(stream.keys[key]), stream.epoch))
+                continue
+            stream.last += 1
+            stream.events.append((stream.last, payload, key))
+            if key is not None:
+                stream.keys[key] = stream.last
+            stream.size += len(payload)
+            self._bytes += len(payload)
+            if len(stream.events) > self._history_size:
+                self._trim_one(stream)
+            position = Position(str(stream.last), stream.epoch)
+            self._enforce_budget(keep=channel)
+            positions.append(position)
+            if channel in subscribed:
+                live.append((channel, position, payload))
+        if self._pending is not None and live:
+            self._pending.put_nowait(live)
+        return positions
 
     async def subscribe(self, channel: str) -> None:
         self._subscribed.add(channel)
@@ -181,12 +204,13 @@ class MemoryBackend(ChannelBackend):
             self._trim_one(stream)
 
     async def _deliver(
-        self, pending: asyncio.Queue[tuple[str, Position, bytes]], listener: Listener
+        self, pending: asyncio.Queue[list[tuple[str, Position, bytes]]], listener: Listener
     ) -> None:
         while True:
-            channel, position, payload = await pending.get()
-            try:
-                listener.deliver(channel, position, payload)
-            except Exception:
-                # One bad event must not end live delivery for every channel.
-                logger.exception("channel listener failed on %s", channel)
+            batch = await pending.get()
+            for channel, position, payload in batch:
+                try:
+                    listener.deliver(channel, position, payload)
+                except Exception:
+                    # One bad event must not end live delivery for every channel.
+                    logger.exception("channel listener failed on %s", channel)

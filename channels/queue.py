@@ -5,12 +5,18 @@ socket would stall them all. So `put` never waits: a socket that falls a full bo
 is marked overflowed, its pending frames are dropped, and the session closes it with 4001
 (slow consumer). The client reconnects and resumes from the last offset it saw, which
 costs less than buffering without limit for a client that may never catch up.
+
+A queue may have a sink: a writer that takes a frame synchronously when the socket can
+take it now. While nothing waits and the consumer is not sending a frame of its own,
+`put` hands frames to the sink, so a socket that keeps up costs no queueing and no task
+switch per frame; the queue (and its bound) holds only what a socket cannot take yet.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 __all__ = ["QueueClosed", "QueueLost", "QueueOverflowed", "SendQueue"]
 
@@ -31,7 +37,17 @@ class QueueLost(QueueClosed):
 class SendQueue:
     """Frames waiting to be sent on one socket, bounded in bytes."""
 
-    __slots__ = ("_closed", "_frames", "_lost", "_max_bytes", "_overflowed", "_size", "_waiter")
+    __slots__ = (
+        "_busy",
+        "_closed",
+        "_frames",
+        "_lost",
+        "_max_bytes",
+        "_overflowed",
+        "_sink",
+        "_size",
+        "_waiter",
+    )
 
     def __init__(self, max_bytes: int) -> None:
         """`max_bytes` is the socket's bound (PLAZA_WS_SEND_QUEUE_BYTES, with its reason)."""
@@ -44,6 +60,15 @@ class SendQueue:
         self._overflowed = False
         self._lost = False
         self._waiter: asyncio.Future[None] | None = None
+        self._sink: Callable[[bytes], bool] | None = None
+        # The consumer holds a frame from `get` it has not finished sending: a frame
+        # written by the sink now would overtake it.
+        self._busy = False
+
+    def set_sink(self, sink: Callable[[bytes], bool] | None) -> None:
+        """`sink(frame)` writes `frame` now and returns True, or returns False (the socket
+        cannot take it now, the frame is queued instead). It must not await or raise."""
+        self._sink = sink
 
     @property
     def size(self) -> int:
@@ -69,6 +94,9 @@ class SendQueue:
         """Queue `frame`; False (and nothing queued) once closed or overflowed."""
         if self._closed:
             return False
+        sink = self._sink
+        if sink is not None and not self._frames and not self._busy and sink(frame):
+            return True
         # A frame bigger than the bound still goes through on an empty queue (a subscribe
         # reply carrying a long history can be); the bound limits how far behind one gets.
         if self._frames and self._size + len(frame) > self._max_bytes:
@@ -99,7 +127,11 @@ class SendQueue:
         self._wake()
 
     async def get(self) -> bytes:
-        """The next frame, waiting for one; raises QueueClosed/QueueOverflowed at the end."""
+        """The next frame, waiting for one; raises QueueClosed/QueueOverflowed at the end.
+
+        The consumer sends each frame before asking for the next: until then the sink is
+        not used (a call to `get` says the previous frame is sent)."""
+        self._busy = False
         while not self._frames:
             if self._closed:
                 if self._overflowed:
@@ -114,6 +146,7 @@ class SendQueue:
                     self._waiter = None
         frame = self._frames.popleft()
         self._size -= len(frame)
+        self._busy = True
         return frame
 
     def _wake(self) -> None:

@@ -121,8 +121,10 @@ class OutboxRelay:
                 if self._paused:
                     self._paused = False
                     log.warning("outbox relay resumed")
-            if moved or swept:
-                continue
+            if moved >= self._batch or swept >= SWEEP_LIMIT:
+                continue  # more may be waiting
+            # Less than a full batch: the outbox was drained as of the read, and a commit
+            # since then has set the wake-up (cleared before the read) and ends the wait.
             # Idle: wake on a commit, or in time for the next sweep while entries are open.
             timeout = SWEEP_SECONDS if self.relayed > self.completed else self._poll
             with contextlib.suppress(TimeoutError):

@@ -29,6 +29,7 @@ from litestar import Litestar
 from server.logs import ACCESS, request_id
 from server.metrics import Metrics
 from server.proxies import TrustedProxies, client_ip, header, is_trusted
+from server.ws.transport import DIRECT_TEXT, DirectText
 
 __all__ = ["METRICS_PATH", "AccessMiddleware", "install"]
 
@@ -131,6 +132,10 @@ class AccessMiddleware:
         accepted = False
         code: int | None = None
         id_header = (_HEADER, rid.encode("ascii"))
+        # Frames written past ASGI (server/ws/transport.py) count themselves.
+        direct: DirectText | None = (scope.get("extensions") or {}).get(DIRECT_TEXT)
+        if direct is not None:
+            direct.tally = tally
 
         async def watched_send(message: Message) -> None:
             nonlocal frames, accepted, code
@@ -167,12 +172,13 @@ class AccessMiddleware:
             try:
                 if accepted:
                     metrics.ws_connections.dec()
+                    sent = frames + (direct.frames if direct is not None else 0)
                     log.info(
                         "websocket closed %s after %.1f s, %d frames sent",
                         code if code is not None else "-",
                         time.perf_counter() - start,
-                        frames,
-                        extra={"code": code, "frames_sent": frames},
+                        sent,
+                        extra={"code": code, "frames_sent": sent},
                     )
             finally:
                 request_id.reset(token)

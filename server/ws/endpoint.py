@@ -6,6 +6,11 @@ queue into the socket and tells the core when each write starts and ends, and wh
 learns that the session ends (reader, writer, registry) has the core's decision carried
 out once, by one task.
 
+Under `plaza serve` the socket's `DirectText` (server/ws/transport.py) is the send
+queue's sink: a frame for a socket that keeps up is written where it is produced (the
+hub's fan-out loop, a reply), with no task switch; the writer task only drains what
+a socket could not take at once, and only those writes can stall.
+
 What releases a socket (uvicorn 0.54, websockets-sansio, its default): a send
 waits while the transport's buffer is above its high-water mark, so a peer that takes
 nothing blocks our writes and our close frame forever, and uvicorn itself only ever
@@ -24,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
@@ -38,6 +43,7 @@ from server.container import Services
 from server.dependencies import ServicesDep, parse_bearer
 from server.ws.frames import CloseCode, encode_close_soon
 from server.ws.session import ABNORMAL, Close, SessionCore, Timeouts
+from server.ws.transport import DIRECT_TEXT, DirectText
 
 __all__ = ["Socket", "SocketSession", "make_ws_endpoint", "origin_allowed"]
 
@@ -79,9 +85,12 @@ class SocketSession:
         *,
         token: str | None,
         timeouts: Timeouts | None = None,
+        direct: Callable[[bytes], bool] | None = None,
     ) -> None:
-        """`token`: the upgrade's bearer token (None without a header, "" if unusable)."""
+        """`token`: the upgrade's bearer token (None without a header, "" if unusable);
+        `direct`: writes a text frame now if the socket can take it (a `DirectText`)."""
         self._socket = socket
+        self._direct = direct
         self._services = services
         self._token = token
         self._loop = asyncio.get_running_loop()
@@ -119,6 +128,7 @@ class SocketSession:
     # the socket's life ---------------------------------------------------------------------
     async def run(self) -> None:
         await self._socket.accept()
+        self._subscriber.queue.set_sink(self._direct)
         registry = self._services.sessions
         registry.track(self)
         self._writer = asyncio.create_task(self._write_loop(), name="ws-writer")
@@ -159,9 +169,12 @@ class SocketSession:
 
     async def _write_loop(self) -> None:
         core, get, send = self._core, self._subscriber.get, self._socket.send_data
+        direct = self._direct
         try:
             while True:
                 frame = await get()
+                if direct is not None and direct(frame):
+                    continue  # the socket took it at once: nothing can stall
                 core.write_started(self._loop.time())
                 self._rearm()
                 try:
@@ -262,6 +275,7 @@ def make_ws_endpoint(allowed_origins: frozenset[str]) -> WebsocketRouteHandler:
         if origin is not None and not origin_allowed(origin, socket, allowed_origins):
             await socket.close(code=_REFUSED, reason="origin not allowed")
             return
-        await SocketSession(socket, services, token=_bearer(socket)).run()
+        direct = cast("DirectText | None", (socket.scope.get("extensions") or {}).get(DIRECT_TEXT))
+        await SocketSession(socket, services, token=_bearer(socket), direct=direct).run()
 
     return ws_endpoint

@@ -19,6 +19,9 @@ Every path that ends a socket goes through here: the app returning (after its ow
 close, see server/ws/endpoint.py), uvicorn's keepalive timeout (a dead peer cannot answer
 a ping: ping_interval + ping_timeout, 40 s by default), its close-handshake timer and its
 shutdown.
+
+It also offers the app a way to write a text frame without the ASGI machinery:
+`DirectText`, in the scope's extensions under `DIRECT_TEXT` (see its docstring).
 """
 
 from __future__ import annotations
@@ -30,11 +33,16 @@ import os
 import socket
 import struct
 import termios
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
-__all__ = ["ABORT_AFTER_S", "ReleasingWebSocketProtocol"]
+__all__ = ["ABORT_AFTER_S", "DIRECT_TEXT", "DirectText", "ReleasingWebSocketProtocol"]
+
+# The scope extension (ASGI's place for what a server offers beyond the spec) under which
+# a socket's `DirectText` is found.
+DIRECT_TEXT = "plaza.direct_text"
 
 # Long enough for a reading peer to take a close frame and the frames before it over any
 # real network (a few round trips); short enough that a stuck one is let go within "a few
@@ -115,9 +123,73 @@ class _ReleasingTransport:
         self._loop.call_later(_DRAIN_POLL_S, check)
 
 
+class Counter(Protocol):
+    value: int
+
+
+# FIN + text opcode; server frames are never masked (RFC 6455 5.1).
+_TEXT = 0x81
+
+
+class DirectText:
+    """Writes one text frame of an open socket straight to its transport, or says it
+    cannot (False) and leaves the frame to the ASGI `send`.
+
+    A push goes to hundreds of sockets; through ASGI each copy pays four send wrappers
+    (Litestar's, its exception middleware's, ours for access logging, the socket's), a
+    message dict, a `Frame` object and its serialisation. Framing an unmasked text frame
+    is a two-byte header, so it is done here, where the protocol's state is known: only
+    while the handshake is done, no close was sent or received, the transport takes data
+    without pausing (a paused one makes the caller queue, which bounds what a slow peer
+    costs) and no extension is negotiated (permessage-deflate compresses per connection,
+    so frames must go through websockets then).
+    """
+
+    __slots__ = ("_protocol", "frames", "tally")
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self._protocol = protocol
+        self.frames = 0  # written here, for the socket's access log line
+        self.tally: Counter | None = None  # the process-wide frame count, if any
+
+    def __call__(self, payload: bytes) -> bool:
+        p = self._protocol
+        conn = p.conn
+        if (
+            p.close_sent
+            or p.disconnected
+            or not p.handshake_complete
+            or conn.state is not State.OPEN
+            or conn.extensions
+            or not p.writable.is_set()
+            or p.transport.is_closing()
+        ):
+            return False
+        n = len(payload)
+        if n < 126:
+            header = bytes((_TEXT, n))
+        elif n < 65536:
+            header = bytes((_TEXT, 126)) + n.to_bytes(2, "big")
+        else:
+            header = bytes((_TEXT, 127)) + n.to_bytes(8, "big")
+        p.transport.write(header + payload)
+        self.frames += 1
+        if self.tally is not None:
+            self.tally.value += 1
+        return True
+
+
 class ReleasingWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's default WebSocket protocol (websockets-sansio), whose connections are
-    reset when a close has not delivered everything within `ABORT_AFTER_S`."""
+    reset when a close has not delivered everything within `ABORT_AFTER_S`, and which
+    offers the app a `DirectText`."""
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        # The app's task is created but has not run yet: it finds the extension.
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][DIRECT_TEXT] = DirectText(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         releasing = _ReleasingTransport(cast(asyncio.Transport, transport), self.loop)

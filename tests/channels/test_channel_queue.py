@@ -85,3 +85,63 @@ async def test_a_cancelled_getter_leaves_the_queue_usable() -> None:
 def test_bound_must_be_positive() -> None:
     with pytest.raises(ValueError):
         SendQueue(0)
+
+
+class _Socket:
+    """A sink: takes frames while `open`, in the order written."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.written: list[bytes] = []
+
+    def __call__(self, frame: bytes) -> bool:
+        if self.open:
+            self.written.append(frame)
+        return self.open
+
+
+async def test_a_sink_that_takes_frames_gets_them_without_queueing() -> None:
+    queue, socket = SendQueue(100), _Socket()
+    queue.set_sink(socket)
+    assert queue.put(b"a") and queue.put(b"b")
+    assert socket.written == [b"a", b"b"]
+    assert (len(queue), queue.size) == (0, 0)
+
+
+async def test_frames_a_sink_refuses_are_queued_and_later_ones_wait_behind_them() -> None:
+    queue, socket = SendQueue(100), _Socket()
+    queue.set_sink(socket)
+    socket.open = False  # the transport is paused
+    assert queue.put(b"a")
+    socket.open = True
+    # "a" waits in the queue: "b" must not overtake it through the sink.
+    assert queue.put(b"b")
+    assert socket.written == []
+    assert await queue.get() == b"a"
+    # The consumer is sending "a": "c" still queues behind it.
+    assert queue.put(b"c")
+    assert await queue.get() == b"b"
+    assert await queue.get() == b"c"
+    # The consumer asks for more: everything it held is sent, the sink takes over again.
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    assert queue.put(b"d")
+    assert socket.written == [b"d"]
+    getter.cancel()
+
+
+async def test_the_bound_holds_for_what_a_sink_refuses() -> None:
+    queue, socket = SendQueue(100), _Socket()
+    queue.set_sink(socket)
+    socket.open = False
+    assert queue.put(b"x" * 60) and queue.put(b"x" * 40)
+    assert not queue.put(b"y")
+    assert queue.overflowed and socket.written == []
+
+
+async def test_a_closed_queue_gives_nothing_to_its_sink() -> None:
+    queue, socket = SendQueue(100), _Socket()
+    queue.set_sink(socket)
+    queue.close()
+    assert not queue.put(b"a")
+    assert socket.written == []
