@@ -258,6 +258,22 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
+_VERSIONED = (
+    "litestar",
+    "uvicorn",
+    "websockets",
+    "msgspec",
+    "piccolo",
+    "asyncpg",
+    "argon2-cffi",
+    "fastapi",
+    "starlette",
+    "sqlmodel",
+    "sqlalchemy",
+    "python-socketio",
+)
+
+
 def machine_info() -> dict[str, Any]:
     status = _git("status", "--porcelain")
     return {
@@ -271,10 +287,9 @@ def machine_info() -> dict[str, Any]:
         "nofile": nofile_limits(),
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,
-        "versions": {
-            d: _version(d)
-            for d in ("litestar", "uvicorn", "websockets", "msgspec", "piccolo", "argon2-cffi")
-        },
+        # The peers' too: a comparison holds for the versions it ran, which move between
+        # installs (the bench extra gives lower bounds only).
+        "versions": {d: _version(d) for d in _VERSIONED},
     }
 
 

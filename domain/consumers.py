@@ -76,8 +76,7 @@ class _Batched:
 async def _audience(ctx: Context, author_id: int) -> list[int]:
     """The author and every follower not in a block relation with them."""
     followers = await ctx.store.relations.follower_ids(author_id)
-    hidden = await ctx.store.relations.block_set(author_id)
-    return [author_id, *(f for f in followers if f not in hidden and f != author_id)]
+    return [author_id, *(f for f in followers if f != author_id)]
 
 
 def _notification_of(event: DomainEvent) -> Notification | None:
@@ -176,8 +175,8 @@ class LiveConsumer(_Batched):
         store = self._ctx.store
         # Everything the pushes show, read up front in one query per kind.
         created = [e.post_id for e in events if isinstance(e, PostCreated)]
-        posts = await store.posts.get_many(created) if created else {}
-        post_views = {v.id: v for v in await self._presenter.posts(list(posts.values()), None)}
+        seen = await store.posts.seen_by(created, None) if created else {}
+        post_views = {v.id: v for v in await self._presenter.seen_posts(list(seen.values()))}
         comment_ids = [e.comment_id for e in events if isinstance(e, CommentCreated)]
         comments = await store.comments.get_many(comment_ids) if comment_ids else {}
         comment_views = {v.id: v for v in await self._presenter.comments(list(comments.values()))}

@@ -49,6 +49,15 @@ class Post(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_key: str | None = None
 
 
+class SeenPost(msgspec.Struct, frozen=True, kw_only=True):
+    """A live post with what one viewer's view of it needs: its author and whether the
+    viewer likes it (a page of them is read in one query: `PostRepository.seen_by`)."""
+
+    post: Post
+    author: Account
+    liked: bool
+
+
 class Comment(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     post_id: int

@@ -26,6 +26,7 @@ from domain.models import (
     ProfileChanges,
     RefreshToken,
     Relationship,
+    SeenPost,
 )
 from domain.pagination import PageRequest
 
@@ -67,6 +68,13 @@ class UserRepository(Protocol):
         """Record activity (feeds fan out only to recently active followers)."""
         ...
 
+    async def honours(self, user_id: int, token_version: int, family_id: str) -> bool:
+        """Whether an access token of that account, token version and login still holds:
+        the account exists with that token_version (no logout everywhere, no password
+        change since) and the login (refresh token family) was not logged out or found
+        replayed. Every authenticated request asks, so it is one round trip."""
+        ...
+
 
 class RelationRepository(Protocol):
     """Follows and blocks. Edge ids are snowflakes minted by the caller (list cursors)."""
@@ -99,7 +107,9 @@ class RelationRepository(Protocol):
     async def following(self, user_id: int, page: PageRequest) -> list[Edge]: ...
 
     async def follower_ids(self, user_id: int) -> list[int]:
-        """Every follower (fan-out and live routing)."""
+        """Every follower not in a block relation with the user either way (fan-out and
+        live routing). A block ends the follows both ways, but a follow that raced it may
+        not have seen it yet; one query answers both."""
         ...
 
 
@@ -116,6 +126,12 @@ class PostRepository(Protocol):
 
     async def get_many(self, post_ids: Sequence[int]) -> dict[int, Post]:
         """Live (not deleted) posts only."""
+        ...
+
+    async def seen_by(self, post_ids: Sequence[int], viewer_id: int | None) -> dict[int, SeenPost]:
+        """`get_many` with each post's author and whether `viewer_id` likes it (never,
+        without a viewer), in one query: a feed page's whole read. Posts whose author row
+        is gone are left out, as views leave them out."""
         ...
 
     async def soft_delete(self, post_id: int, at: datetime) -> bool: ...
@@ -192,11 +208,9 @@ class RefreshTokenRepository(Protocol):
         """Atomically spend a token; False when it was already spent (reuse)."""
         ...
 
-    async def revoke_family(self, family_id: str, at: datetime) -> None: ...
-
-    async def family_revoked(self, family_id: str) -> bool:
-        """True once the login of that family was logged out (or its refresh token was
-        replayed): its access tokens stop working too."""
+    async def revoke_family(self, family_id: str, at: datetime) -> None:
+        """Log out that login (or answer its replayed refresh token): its access tokens
+        stop working too (`UserRepository.honours`)."""
         ...
 
     async def revoke_user(self, user_id: int, at: datetime) -> None: ...

@@ -14,7 +14,7 @@ from typing import Literal
 
 import msgspec
 
-from domain.models import Account, Comment, Media, Notification, Post, Relationship
+from domain.models import Account, Comment, Media, Notification, Post, Relationship, SeenPost
 from domain.ports import Store
 
 MediaUrl = Callable[[int], str]
@@ -187,7 +187,11 @@ class Presenter:
     def media(self, media: Media) -> MediaView:
         return MediaView.of(media, self.media_url)
 
-    async def posts(self, posts: Sequence[Post], viewer_id: int | None) -> list[PostView]:
+    async def posts(
+        self, posts: Sequence[Post], viewer_id: int | None, *, new: bool = False
+    ) -> list[PostView]:
+        """`new`: the posts were created by this very request, so nobody can have liked
+        them yet and the look-up is skipped."""
         if not posts:
             return []
         authors = await self._store.users.get_many(sorted({p.author_id for p in posts}))
@@ -195,30 +199,39 @@ class Presenter:
         media = await self._store.media.get_many(media_ids) if media_ids else {}
         liked = (
             await self._store.likes.liked(viewer_id, [p.id for p in posts])
-            if viewer_id is not None
+            if viewer_id is not None and not new
             else set()
         )
-        views = []
-        for p in posts:
-            author = authors.get(p.author_id)
-            if author is None:  # author row gone: nothing sensible to show
-                continue
-            views.append(
-                PostView(
-                    id=str(p.id),
-                    author=UserView.of(author),
-                    content=p.content,
-                    media=[self.media(media[m]) for m in p.media_ids if m in media],
-                    like_count=p.like_count,
-                    comment_count=p.comment_count,
-                    liked_by_me=p.id in liked,
-                    created_at=p.created_at,
-                )
-            )
-        return views
+        return [
+            self._post_view(p, author, media, p.id in liked)
+            for p in posts
+            # author row gone: nothing sensible to show
+            if (author := authors.get(p.author_id)) is not None
+        ]
 
-    async def post(self, post: Post, viewer_id: int | None) -> PostView:
-        views = await self.posts([post], viewer_id)
+    async def seen_posts(self, seen: Sequence[SeenPost]) -> list[PostView]:
+        """Views of posts read with their context (`PostRepository.seen_by`): a query only
+        for the pictures, when there are any."""
+        media_ids = sorted({m for s in seen for m in s.post.media_ids})
+        media = await self._store.media.get_many(media_ids) if media_ids else {}
+        return [self._post_view(s.post, s.author, media, s.liked) for s in seen]
+
+    def _post_view(
+        self, p: Post, author: Account, media: dict[int, Media], liked: bool
+    ) -> PostView:
+        return PostView(
+            id=str(p.id),
+            author=UserView.of(author),
+            content=p.content,
+            media=[self.media(media[m]) for m in p.media_ids if m in media],
+            like_count=p.like_count,
+            comment_count=p.comment_count,
+            liked_by_me=liked,
+            created_at=p.created_at,
+        )
+
+    async def post(self, post: Post, viewer_id: int | None, *, new: bool = False) -> PostView:
+        views = await self.posts([post], viewer_id, new=new)
         return views[0]
 
     async def users(self, user_ids: Sequence[int]) -> list[UserView]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import math
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from string import Formatter
 from typing import Any
 
 import asyncpg
@@ -142,6 +144,29 @@ def in_list(values: Sequence[object]) -> str:
     return "(" + ", ".join("{}" for _ in values) + ")"
 
 
+@functools.lru_cache(maxsize=4096)
+def _pg_template(sql: str) -> tuple[str, int]:
+    """`sql` with its `{}` numbered `$1, $2, ...` and how many there are: what piccolo's
+    QueryString.compile_string makes of it, without parsing the template again on every
+    call. Statements come from a fixed set of shapes (an IN list of n values is one shape
+    per n, n bounded by the largest batch), so the cache stays small."""
+    out: list[str] = []
+    n = 0
+    for literal, field, _, _ in Formatter().parse(sql):
+        out.append(literal)
+        if field is not None:
+            n += 1
+            out.append(f"${n}")
+    return "".join(out), n
+
+
+def _pg_compiled(sql: str, args: tuple[Any, ...]) -> tuple[str, Sequence[Any]]:
+    template, n = _pg_template(sql)
+    if n != len(args) or any(isinstance(a, QueryString) for a in args):
+        return QueryString(sql, *args).compile_string(engine_type="postgres")  # nested SQL
+    return template, args
+
+
 class Database:
     """Runs SQL written with `{}` placeholders (piccolo's QueryString compiles them to `$n`
     on PostgreSQL and `?` on SQLite); values always travel as parameters."""
@@ -161,12 +186,12 @@ class Database:
         self.health = _Health()
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        query = QueryString(sql, *args)
         started = time.monotonic()
         try:
             if isinstance(self.engine, PostgresEngine):
-                rows = await self._pg_fetch(query)
+                rows = await self._pg_fetch(sql, args)
             else:
+                query = QueryString(sql, *args)
                 async with asyncio.timeout(STATEMENT_DEADLINE_S):
                     if self._pending.get() is None and _writes(sql):
                         assert self._sqlite_writer is not None
@@ -184,20 +209,20 @@ class Database:
             self.health.stored()
         return list(rows or ())
 
-    async def _pg_fetch(self, query: QueryString) -> Any:
+    async def _pg_fetch(self, template: str, values: tuple[Any, ...]) -> Any:
         """A statement on PostgreSQL with a deadline that holds against a frozen server:
         asyncpg's own timeout and task cancellation both end in a connection reset that
         waits on the server, so the watchdog closes the socket instead (the statement
         fails at once with a connection error, and the pool replaces the connection).
         Inside a transaction, the transaction's watchdog bounds it."""
         assert isinstance(self.engine, PostgresEngine)
-        sql, args = query.compile_string(engine_type="postgres")
+        sql, args = _pg_compiled(template, values)
         current = self.engine.current_transaction.get()
         if current is not None:
             return await current.connection.fetch(sql, *args)
         pool = self.engine.pool
         if pool is None:
-            return await self.engine.run_querystring(query)
+            return await self.engine.run_querystring(QueryString(template, *values))
         async with pool.acquire(timeout=STATEMENT_DEADLINE_S) as connection:
             watchdog = asyncio.get_running_loop().call_later(
                 STATEMENT_DEADLINE_S, connection.terminate

@@ -53,15 +53,16 @@ class SqlOutbox:
             else "(id, event, created_at, seq)"
         )
         # The event id is the outbox id: appending the same event twice writes one row.
-        await self._db.execute(
-            compose(
-                "INSERT INTO outbox", columns, "VALUES", ", ".join(values), "ON CONFLICT DO NOTHING"
-            ),
-            *args,
+        insert = compose(
+            "INSERT INTO outbox", columns, "VALUES", ", ".join(values), "ON CONFLICT DO NOTHING"
         )
         if self._db.kind == "postgres":
-            # Delivered at commit, to the relay leader wherever it runs.
-            await self._db.execute("SELECT pg_notify({}, '')", NOTIFY_CHANNEL)
+            # The notification is delivered at commit, to the relay leader wherever it
+            # runs; sent by the same statement as the insert (a data-modifying CTE always
+            # runs), it costs no round trip of its own.
+            args.append(NOTIFY_CHANNEL)
+            insert = f"WITH appended AS ({insert}) SELECT pg_notify({{}}, '')"
+        await self._db.execute(insert, *args)
         self._db.after_commit(self._notify)
 
     def _notify(self) -> None:

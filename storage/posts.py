@@ -6,19 +6,23 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from domain.errors import NotFound
-from domain.models import Comment, Edge, Post
+from domain.models import Comment, Edge, Post, SeenPost
 from domain.pagination import PageRequest
 from storage.db import Database, compose, in_list
 from storage.rows import (
+    AUTHOR_COLUMNS,
     COMMENT_COLUMNS,
     POST_COLUMNS,
     encode_media_ids,
     newest_first,
     paged,
+    to_account,
     to_comment,
     to_edge,
     to_post,
 )
+
+_SEEN_POST_COLUMNS = ", ".join(f"p.{c}" for c in POST_COLUMNS.split(", "))
 
 
 class SqlPostRepository:
@@ -76,6 +80,32 @@ class SqlPostRepository:
             *ids,
         )
         return {post.id: post for post in map(to_post, rows)}
+
+    async def seen_by(self, post_ids: Sequence[int], viewer_id: int | None) -> dict[int, SeenPost]:
+        ids = list(dict.fromkeys(post_ids))
+        if not ids:
+            return {}
+        # Without a viewer nothing is liked; -1 is no user's id (ids are positive).
+        rows = await self._db.fetch(
+            compose(
+                "SELECT",
+                _SEEN_POST_COLUMNS,
+                ",",
+                AUTHOR_COLUMNS,
+                ", EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = {})",
+                "AS liked FROM posts p JOIN users u ON u.id = p.author_id WHERE p.id IN",
+                in_list(ids),
+                "AND p.deleted_at IS NULL",
+            ),
+            viewer_id if viewer_id is not None else -1,
+            *ids,
+        )
+        return {
+            int(row["id"]): SeenPost(
+                post=to_post(row), author=to_account(row, "u_"), liked=bool(row["liked"])
+            )
+            for row in rows
+        }
 
     async def soft_delete(self, post_id: int, at: datetime) -> bool:
         row = await self._db.fetchrow(

@@ -51,14 +51,6 @@ class SqlRefreshTokenRepository:
             family_id,
         )
 
-    async def family_revoked(self, family_id: str) -> bool:
-        row = await self._db.fetchrow(
-            "SELECT 1 AS revoked FROM refresh_tokens "
-            "WHERE family_id = {} AND revoked_at IS NOT NULL LIMIT 1",
-            family_id,
-        )
-        return row is not None
-
     async def revoke_user(self, user_id: int, at: datetime) -> None:
         await self._db.execute(
             "UPDATE refresh_tokens SET revoked_at = {} WHERE user_id = {} AND revoked_at IS NULL",

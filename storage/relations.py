@@ -133,6 +133,11 @@ class SqlRelationRepository:
 
     async def follower_ids(self, user_id: int) -> list[int]:
         rows = await self._db.fetch(
-            "SELECT follower_id FROM follows WHERE followed_id = {}", user_id
+            "SELECT follower_id FROM follows WHERE followed_id = {} AND follower_id NOT IN "
+            "(SELECT blocked_id FROM blocks WHERE blocker_id = {} "
+            "UNION SELECT blocker_id FROM blocks WHERE blocked_id = {})",
+            user_id,
+            user_id,
+            user_id,
         )
         return [int(row["follower_id"]) for row in rows]

@@ -59,18 +59,26 @@ def encode_media_ids(media_ids: tuple[int, ...]) -> str:
     return _encoder.encode(list(media_ids)).decode()
 
 
-def to_account(row: Row) -> Account:
+# The user columns under another name each, `u_<column>`, for a row that joins a user to
+# something with columns of the same names (id, created_at); `to_account(row, "u_")`.
+AUTHOR_COLUMNS = ", ".join(f"u.{c} AS u_{c}" for c in USER_COLUMNS.split(", "))
+
+
+def to_account(row: Row, prefix: str = "") -> Account:
+    def get(column: str) -> Any:
+        return row[prefix + column]
+
     return Account(
-        id=int(row["id"]),
-        username=row["username"],
-        email=row["email"],
-        password_hash=row["password_hash"],
-        display_name=row["display_name"],
-        bio=row["bio"],
-        avatar_media_id=row["avatar_media_id"],
-        created_at=to_datetime(row["created_at"]),
-        last_active_at=to_datetime(row["last_active_at"]),
-        token_version=int(row["token_version"]),
+        id=int(get("id")),
+        username=get("username"),
+        email=get("email"),
+        password_hash=get("password_hash"),
+        display_name=get("display_name"),
+        bio=get("bio"),
+        avatar_media_id=get("avatar_media_id"),
+        created_at=to_datetime(get("created_at")),
+        last_active_at=to_datetime(get("last_active_at")),
+        token_version=int(get("token_version")),
     )
 
 

@@ -60,6 +60,17 @@ class SqlUserRepository:
         )
         return None if row is None else to_account(row)
 
+    async def honours(self, user_id: int, token_version: int, family_id: str) -> bool:
+        row = await self._db.fetchrow(
+            "SELECT 1 AS honoured FROM users WHERE id = {} AND token_version = {} "
+            "AND NOT EXISTS (SELECT 1 FROM refresh_tokens "
+            "WHERE family_id = {} AND revoked_at IS NOT NULL)",
+            user_id,
+            token_version,
+            family_id,
+        )
+        return row is not None
+
     async def get_many(self, user_ids: Sequence[int]) -> dict[int, Account]:
         ids = list(dict.fromkeys(user_ids))
         if not ids:

@@ -144,13 +144,11 @@ class AuthService:
         (logout everywhere, password change) and a login not logged out. Both live in the
         database every instance shares, so a logout holds everywhere at once."""
         claims = self._tokens.verify(access_token)
-        account = await self._ctx.store.users.get(claims.user_id)
-        if account is None or account.token_version != claims.token_version:
-            raise Unauthorized("token has been revoked", code="invalid_token")
-        if await self._ctx.store.refresh_tokens.family_revoked(claims.session_id):
+        users = self._ctx.store.users
+        if not await users.honours(claims.user_id, claims.token_version, claims.session_id):
             raise Unauthorized("token has been revoked", code="invalid_token")
         return Principal(
-            user_id=account.id,
+            user_id=claims.user_id,
             session_id=claims.session_id,
             expires_at_unix=claims.expires_at.timestamp(),
         )

@@ -36,7 +36,8 @@ class ListService:
         self._search = search
 
     async def home_feed(self, viewer_id: int, page: PageRequest) -> Page[PostView]:
-        return await self._post_views(await self._feed.home(viewer_id, page), viewer_id)
+        found = await self._feed.home_seen(viewer_id, page)
+        return found.map(await self._present.seen_posts(found.items))
 
     async def user_posts(
         self, user_id: int, viewer_id: int | None, page: PageRequest

@@ -81,7 +81,7 @@ class PostsController(Controller):
         created_post, created = await services.posts.create(
             actor.user_id, data.content, data.media(), idempotency_key
         )
-        view = await services.presenter.post(created_post, actor.user_id)
+        view = await services.presenter.post(created_post, actor.user_id, new=created)
         # 201 for a new post; 200 when the key was seen: the client learns it was a replay.
         return Response(view, status_code=201 if created else 200)
 

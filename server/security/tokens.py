@@ -11,6 +11,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +42,14 @@ REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud", "ver", "sid", "jti")
 
 MIN_SECRET_CHARS = 32
 
+# Tokens whose signature, issuer and audience were verified, kept so that a client's next
+# requests skip the HMAC and the JSON (~130 µs, a tenth of a feed read's CPU). The time
+# claims are checked again on every use, and revocation is asked of the database on every
+# request anyway. Only tokens that passed get in, so the bound (a few MB at ~600 bytes a
+# token) holds whatever is sent; 10,000 covers the clients of one instance within a
+# token's lifetime.
+VERIFIED_CACHE_SIZE = 10_000
+
 
 class Claims(msgspec.Struct, frozen=True, kw_only=True):
     """A verified access token (satisfies `domain.ports.AccessClaims`)."""
@@ -70,6 +79,7 @@ class JwtAccessTokens:
         self.audience = audience
         self.ttl_seconds = ttl_seconds
         self._clock = clock
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def _now(self) -> float:
         return self._clock.now().timestamp() if self._clock is not None else time.time()
@@ -92,6 +102,10 @@ class JwtAccessTokens:
     def verify(self, token: str) -> Claims:
         """Raises Unauthorized: code `token_expired` once expired (the client should
         refresh), `invalid_token` for every other defect."""
+        verified = self._verified.get(token)
+        if verified is not None:
+            self._verified.move_to_end(token)
+            return self._claims(verified)
         try:
             payload: dict[str, Any] = jwt.decode(
                 token,
@@ -109,7 +123,11 @@ class JwtAccessTokens:
             )
         except jwt.PyJWTError as error:
             raise _invalid(f"invalid access token: {error}") from None
-        return self._claims(payload)
+        claims = self._claims(payload)  # raises before caching a token that is not usable
+        self._verified[token] = payload
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
 
     def _claims(self, payload: dict[str, Any]) -> Claims:
         exp, iat, nbf = payload["exp"], payload["iat"], payload.get("nbf", payload["iat"])

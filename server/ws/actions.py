@@ -42,8 +42,8 @@ def _page(limit: int | None, max_id: str | None) -> PageRequest:
 
 async def _post_create(s: Services, uid: int, r: ops.PostCreate) -> Any:
     media = [parse_id(m, "media_ids") for m in r.media_ids or ()]
-    post, _ = await s.posts.create(uid, r.content, media, r.idempotency_key)
-    return await s.presenter.post(post, uid)
+    post, created = await s.posts.create(uid, r.content, media, r.idempotency_key)
+    return await s.presenter.post(post, uid, new=created)
 
 
 async def _post_delete(s: Services, uid: int, r: ops.PostDelete) -> Any:

@@ -36,6 +36,7 @@ from domain.models import (
     ProfileChanges,
     RefreshToken,
     Relationship,
+    SeenPost,
 )
 from domain.pagination import PageRequest, apply_page
 from domain.ports import (
@@ -131,6 +132,18 @@ class FakeUsers(_Repo):
     async def get(self, user_id: int) -> Account | None:
         self._read("get")
         return self._s.users.get(user_id)
+
+    async def honours(self, user_id: int, token_version: int, family_id: str) -> bool:
+        self._read("honours")
+        account = self._s.users.get(user_id)
+        return (
+            account is not None
+            and account.token_version == token_version
+            and not any(
+                t.family_id == family_id and t.revoked_at is not None
+                for t in self._s.refresh_tokens.values()
+            )
+        )
 
     async def get_many(self, user_ids: Sequence[int]) -> dict[int, Account]:
         self._read("get_many")
@@ -244,7 +257,12 @@ class FakeRelations(_Repo):
 
     async def follower_ids(self, user_id: int) -> list[int]:
         self._read("follower_ids")
-        return [f for (f, t) in self._s.follows if t == user_id]
+        blocks = self._s.blocks
+        return [
+            f
+            for (f, t) in self._s.follows
+            if t == user_id and (f, t) not in blocks and (t, f) not in blocks
+        ]
 
 
 class FakePosts(_Repo):
@@ -274,6 +292,19 @@ class FakePosts(_Repo):
         self._read("get_many")
         found = (self._s.posts.get(i) for i in post_ids)
         return {p.id: p for p in found if p is not None and p.deleted_at is None}
+
+    async def seen_by(self, post_ids: Sequence[int], viewer_id: int | None) -> dict[int, SeenPost]:
+        self._read("seen_by")
+        seen: dict[int, SeenPost] = {}
+        for i in post_ids:
+            post = self._s.posts.get(i)
+            if post is None or post.deleted_at is not None:
+                continue
+            author = self._s.users.get(post.author_id)
+            if author is not None:
+                liked = viewer_id is not None and (i, viewer_id) in self._s.likes
+                seen[i] = SeenPost(post=post, author=author, liked=liked)
+        return seen
 
     async def soft_delete(self, post_id: int, at: datetime) -> bool:
         self._write("soft_delete")
@@ -432,13 +463,6 @@ class FakeRefreshTokens(_Repo):
     async def revoke_family(self, family_id: str, at: datetime) -> None:
         self._write("revoke_family")
         self._revoke(lambda t: t.family_id == family_id, at)
-
-    async def family_revoked(self, family_id: str) -> bool:
-        self._read("family_revoked")
-        return any(
-            t.family_id == family_id and t.revoked_at is not None
-            for t in self._s.refresh_tokens.values()
-        )
 
     async def revoke_user(self, user_id: int, at: datetime) -> None:
         self._write("revoke_user")

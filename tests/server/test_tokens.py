@@ -222,3 +222,21 @@ def test_refresh_tokens() -> None:
     assert hash_refresh_token(token) == digest
     assert token not in digest
     assert hash_refresh_token(new_refresh_token()) != digest
+
+
+def test_a_token_verified_before_still_expires_and_others_still_fail(
+    tokens: JwtAccessTokens, clock: FakeClock
+) -> None:
+    token = tokens.issue(42, 3, "family-1")
+    first = tokens.verify(token)
+    assert tokens.verify(token) == first  # the second use is answered from the cache
+    # The cache keeps the signature's verdict, never the time's: expiry still holds.
+    clock.current = START + timedelta(seconds=900 + LEEWAY_SECONDS)
+    with pytest.raises(Unauthorized) as expired:
+        tokens.verify(token)
+    assert expired.value.code == "token_expired"
+    # A token that differs by one character is verified on its own and refused.
+    tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    with pytest.raises(Unauthorized) as bad:
+        tokens.verify(tampered)
+    assert bad.value.code == "invalid_token"

@@ -7,8 +7,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from piccolo.querystring import QueryString
 
 from storage.blobs import FileBlobStore
+from storage.db import _pg_compiled
 from storage.factory import open_storage
 from storage.migrate import migrate
 from storage.search import fts5_query, like_pattern, tsquery, words
@@ -123,3 +125,20 @@ async def test_sqlite_pooled_readers_see_every_commit_at_once(tmp_path: Path) ->
     finally:
         await handle.close()
     assert engine._opened == []
+
+
+@pytest.mark.parametrize(
+    ("sql", "args"),
+    [
+        ("SELECT 1", ()),
+        ("SELECT * FROM users WHERE id = {}", (7,)),
+        ("SELECT * FROM posts WHERE id IN ({}, {}, {}) AND deleted_at IS NULL", (1, 2, 3)),
+    ],
+)
+def test_postgres_statements_compile_as_piccolo_compiles_them(
+    sql: str, args: tuple[object, ...]
+) -> None:
+    # The cache in storage.db must not change a statement: same text, same values.
+    expected = QueryString(sql, *args).compile_string(engine_type="postgres")
+    sql_out, args_out = _pg_compiled(sql, args)
+    assert (sql_out, list(args_out)) == (expected[0], list(expected[1]))

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from storage_helpers import at, make_post
+from storage_helpers import at, make_account, make_post
 
 from domain.errors import NotFound
 from domain.events import PostCreated, decode_event, encode_event
@@ -27,6 +27,37 @@ async def test_post_round_trip_and_soft_delete(storage: Storage, ids: Iterator[i
     assert deleted is not None and deleted.deleted_at == at(9)
     assert await posts.get_many([post.id]) == {}
     assert await posts.by_author(1, PageRequest()) == []
+
+
+async def test_seen_by_reads_posts_with_their_authors_and_the_viewers_likes(
+    storage: Storage, ids: Iterator[int]
+) -> None:
+    store = storage.store
+    alice, bob = make_account(next(ids), "alice"), make_account(next(ids), "bob")
+    await store.users.add(alice)
+    await store.users.add(bob)
+    liked = make_post(next(ids), alice.id, "liked by bob", media_ids=(7,))
+    plain = make_post(next(ids), bob.id, "not liked")
+    gone = make_post(next(ids), alice.id, "deleted")
+    orphan = make_post(next(ids), next(ids), "author row missing")
+    for post in (liked, plain, gone, orphan):
+        await store.posts.add(post)
+    await store.posts.soft_delete(gone.id, at(1))
+    await store.likes.add(next(ids), liked.id, bob.id, at())
+
+    wanted = [liked.id, plain.id, gone.id, orphan.id, next(ids)]
+    seen = await store.posts.seen_by(wanted, bob.id)
+    assert set(seen) == {liked.id, plain.id}
+    assert (seen[liked.id].post, seen[liked.id].author, seen[liked.id].liked) == (
+        liked,
+        alice,
+        True,
+    )
+    assert (seen[plain.id].post, seen[plain.id].author, seen[plain.id].liked) == (plain, bob, False)
+    # Without a viewer nothing is liked; with another viewer only that viewer's likes count.
+    assert [s.liked for s in (await store.posts.seen_by(wanted, None)).values()] == [False] * 2
+    assert not (await store.posts.seen_by([liked.id], alice.id))[liked.id].liked
+    assert await store.posts.seen_by([], bob.id) == {}
 
 
 async def test_idempotency_key_is_unique_per_author(storage: Storage, ids: Iterator[int]) -> None:

@@ -129,6 +129,14 @@ async def test_follow_unfollow_are_idempotent_and_listed_newest_first(
     assert await rel.unfollow(bob, alice) is False
     assert await rel.follower_ids(alice) == [carol]
 
+    # A follow that raced a block (either way) is not followed for fan-out.
+    dave, erin = next(ids), next(ids)
+    await rel.follow(next(ids), dave, alice, at())
+    await rel.follow(next(ids), erin, alice, at())
+    await rel.block(next(ids), alice, dave, at())
+    await rel.block(next(ids), erin, alice, at())
+    assert await rel.follower_ids(alice) == [carol]
+
 
 async def test_blocks_and_relationship_flags(storage: Storage, ids: Iterator[int]) -> None:
     rel = storage.store.relations
@@ -199,3 +207,25 @@ async def test_revoke_family_and_user(storage: Storage) -> None:
     revoked = [(await tokens.get(h * 64)) for h in "abcd"]
     # Already revoked ones keep their first revocation time.
     assert [t.revoked_at if t else None for t in revoked] == [at(1), at(1), at(2), None]
+
+
+async def test_honours_an_access_token_until_its_version_or_login_is_revoked(
+    storage: Storage, ids: Iterator[int]
+) -> None:
+    users, tokens = storage.store.users, storage.store.refresh_tokens
+    alice = make_account(next(ids), "alice")
+    await users.add(alice)
+    await tokens.add(_token("a" * 64, alice.id, "fam-1"))
+    await tokens.add(_token("b" * 64, alice.id, "fam-2"))
+
+    assert await users.honours(alice.id, 0, "fam-1")
+    assert not await users.honours(next(ids), 0, "fam-1")  # no such account
+    assert not await users.honours(alice.id, 1, "fam-1")  # a version it never had
+
+    await tokens.revoke_family("fam-1", at(1))  # that login logged out
+    assert not await users.honours(alice.id, 0, "fam-1")
+    assert await users.honours(alice.id, 0, "fam-2")
+
+    await users.bump_token_version(alice.id)  # logout everywhere
+    assert not await users.honours(alice.id, 0, "fam-2")
+    assert await users.honours(alice.id, 1, "fam-2")
