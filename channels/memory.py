@@ -51,9 +51,16 @@ class _Stream:
         # 48 random bits: two processes (or two lives of one channel) never share an epoch.
         self.epoch = secrets.token_hex(6)
         self.last = 0
-        self.events: deque[tuple[int, bytes, str | None]] = deque()
+        # Made with the first event: a deque costs ~0.7 KB even empty, and every idle
+        # socket's channels (feed, notifications) have a stream.
+        self.events: deque[tuple[int, bytes, str | None]] | None = None
         self.keys: dict[str, int] = {}
         self.size = 0
+
+    def held(self) -> deque[tuple[int, bytes, str | None]]:
+        if self.events is None:
+            self.events = deque()
+        return self.events
 
 
 class MemoryBackend(ChannelBackend):
@@ -127,12 +134,13 @@ class MemoryBackend(ChannelBackend):
                 positions.append(Position(str(stream.keys[key]), stream.epoch))
                 continue
             stream.last += 1
-            stream.events.append((stream.last, payload, key))
+            events = stream.held()
+            events.append((stream.last, payload, key))
             if key is not None:
                 stream.keys[key] = stream.last
             stream.size += len(payload)
             self._bytes += len(payload)
-            if len(stream.events) > self._history_size:
+            if len(events) > self._history_size:
                 self._trim_one(stream)
             position = Position(str(stream.last), stream.epoch)
             self._enforce_budget(keep=channel)
@@ -157,12 +165,13 @@ class MemoryBackend(ChannelBackend):
         after = key[0]
         if after > stream.last:
             return None  # an offset we never gave out: the client is confused, not behind
-        first = stream.events[0][0] if stream.events else stream.last + 1
+        events = stream.events or ()
+        first = events[0][0] if events else stream.last + 1
         if after < first - 1:
             return None  # the events right after `since` were trimmed
         return [
             (Position(str(offset), stream.epoch), payload)
-            for offset, payload, _ in stream.events
+            for offset, payload, _ in events
             if offset > after
         ]
 
@@ -180,7 +189,7 @@ class MemoryBackend(ChannelBackend):
         return stream
 
     def _trim_one(self, stream: _Stream) -> None:
-        _, payload, key = stream.events.popleft()
+        _, payload, key = stream.held().popleft()
         if key is not None:
             stream.keys.pop(key, None)
         stream.size -= len(payload)
@@ -200,7 +209,7 @@ class MemoryBackend(ChannelBackend):
         # oldest events of `keep` rather than grow without bound; a resume from before them
         # correctly answers "not recovered".
         stream = self._streams.get(keep)
-        while stream is not None and self._bytes > self._max_bytes and len(stream.events) > 1:
+        while stream is not None and self._bytes > self._max_bytes and len(stream.held()) > 1:
             self._trim_one(stream)
 
     async def _deliver(

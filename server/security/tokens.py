@@ -79,7 +79,8 @@ class JwtAccessTokens:
         self.audience = audience
         self.ttl_seconds = ttl_seconds
         self._clock = clock
-        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # token -> (its claims, iat, nbf): what the checks on every use need, compactly.
+        self._verified: OrderedDict[str, tuple[Claims, float, float]] = OrderedDict()
 
     def _now(self) -> float:
         return self._clock.now().timestamp() if self._clock is not None else time.time()
@@ -105,7 +106,9 @@ class JwtAccessTokens:
         verified = self._verified.get(token)
         if verified is not None:
             self._verified.move_to_end(token)
-            return self._claims(verified)
+            claims, iat, nbf = verified
+            self._check_time(claims.expires_at.timestamp(), iat, nbf)
+            return claims
         try:
             payload: dict[str, Any] = jwt.decode(
                 token,
@@ -123,21 +126,24 @@ class JwtAccessTokens:
             )
         except jwt.PyJWTError as error:
             raise _invalid(f"invalid access token: {error}") from None
-        claims = self._claims(payload)  # raises before caching a token that is not usable
-        self._verified[token] = payload
+        exp, iat, nbf = payload["exp"], payload["iat"], payload.get("nbf", payload["iat"])
+        if not all(_is_number(value) for value in (exp, iat, nbf)):
+            raise _invalid("invalid access token: exp, iat and nbf must be numbers")
+        self._check_time(exp, iat, nbf)
+        claims = self._claims(payload, exp)  # raises before caching a token not usable
+        self._verified[token] = (claims, iat, nbf)
         if len(self._verified) > VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
         return claims
 
-    def _claims(self, payload: dict[str, Any]) -> Claims:
-        exp, iat, nbf = payload["exp"], payload["iat"], payload.get("nbf", payload["iat"])
-        if not all(_is_number(value) for value in (exp, iat, nbf)):
-            raise _invalid("invalid access token: exp, iat and nbf must be numbers")
+    def _check_time(self, exp: float, iat: float, nbf: float) -> None:
         now = self._now()
         if now >= exp + LEEWAY_SECONDS:
             raise Unauthorized("the access token has expired", code="token_expired")
         if iat > now + LEEWAY_SECONDS or nbf > now + LEEWAY_SECONDS:
             raise _invalid("invalid access token: issued in the future")
+
+    def _claims(self, payload: dict[str, Any], exp: float) -> Claims:
         sub, ver, sid, jti = payload["sub"], payload["ver"], payload["sid"], payload["jti"]
         if not (isinstance(sub, str) and sub.isascii() and sub.isdigit()):
             raise _invalid("invalid access token: sub is not a user id")

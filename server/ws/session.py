@@ -124,16 +124,20 @@ class InvalidFrameCounter:
         self._limit = limit
         self._window = window
         self._clock = clock
-        # Never more than limit + 1 stamps: memory per socket stays constant.
-        self._stamps: deque[float] = deque(maxlen=limit + 1)
+        # Never more than limit + 1 stamps: memory per socket stays constant. Made with
+        # the first invalid frame: most sockets never send one, and a deque is ~0.7 KB.
+        self._stamps: deque[float] | None = None
 
     def record(self) -> bool:
         """Count one invalid frame now; True when that makes more than `limit` in the window."""
         now = self._clock()
-        self._stamps.append(now)
-        while self._stamps and self._stamps[0] <= now - self._window:
-            self._stamps.popleft()
-        return len(self._stamps) > self._limit
+        if self._stamps is None:
+            self._stamps = deque(maxlen=self._limit + 1)
+        stamps = self._stamps
+        stamps.append(now)
+        while stamps and stamps[0] <= now - self._window:
+            stamps.popleft()
+        return len(stamps) > self._limit
 
 
 class _Admission(enum.Enum):

@@ -33,7 +33,7 @@ async def test_channels_get_their_own_epochs_and_offsets() -> None:
 async def test_history_keeps_only_the_newest_events() -> None:
     backend = MemoryBackend(history_size=3)
     positions = [await backend.publish("c", b"%d" % i) for i in range(5)]
-    assert [o for o, _, _ in backend._streams["c"].events] == [3, 4, 5]
+    assert [o for o, _, _ in backend._streams["c"].held()] == [3, 4, 5]
     assert await backend.history("c", positions[1]) == [
         (positions[2], b"2"),
         (positions[3], b"3"),
