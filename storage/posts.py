@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from domain.errors import NotFound
-from domain.models import Comment, Edge, Post, SeenPost
+from domain.models import Account, Comment, Edge, Post, SeenPost
 from domain.pagination import PageRequest
 from storage.db import Database, compose, in_list
 from storage.rows import (
@@ -16,7 +16,7 @@ from storage.rows import (
     encode_media_ids,
     newest_first,
     paged,
-    to_account,
+    to_author,
     to_comment,
     to_edge,
     to_post,
@@ -100,12 +100,16 @@ class SqlPostRepository:
             viewer_id if viewer_id is not None else -1,
             *ids,
         )
-        return {
-            int(row["id"]): SeenPost(
-                post=to_post(row), author=to_account(row, "u_"), liked=bool(row["liked"])
+        authors: dict[int, Account] = {}  # a page holds few authors, many times each
+        seen: dict[int, SeenPost] = {}
+        for row in rows:
+            author = authors.get(row["u_id"])
+            if author is None:
+                author = authors[row["u_id"]] = to_author(row)
+            seen[int(row["id"])] = SeenPost(
+                post=to_post(row), author=author, liked=bool(row["liked"])
             )
-            for row in rows
-        }
+        return seen
 
     async def soft_delete(self, post_id: int, at: datetime) -> bool:
         row = await self._db.fetchrow(

@@ -60,25 +60,38 @@ def encode_media_ids(media_ids: tuple[int, ...]) -> str:
 
 
 # The user columns under another name each, `u_<column>`, for a row that joins a user to
-# something with columns of the same names (id, created_at); `to_account(row, "u_")`.
+# something with columns of the same names (id, created_at); read back by `to_author`.
 AUTHOR_COLUMNS = ", ".join(f"u.{c} AS u_{c}" for c in USER_COLUMNS.split(", "))
 
 
-def to_account(row: Row, prefix: str = "") -> Account:
-    def get(column: str) -> Any:
-        return row[prefix + column]
-
+def to_account(row: Row) -> Account:
     return Account(
-        id=int(get("id")),
-        username=get("username"),
-        email=get("email"),
-        password_hash=get("password_hash"),
-        display_name=get("display_name"),
-        bio=get("bio"),
-        avatar_media_id=get("avatar_media_id"),
-        created_at=to_datetime(get("created_at")),
-        last_active_at=to_datetime(get("last_active_at")),
-        token_version=int(get("token_version")),
+        id=int(row["id"]),
+        username=row["username"],
+        email=row["email"],
+        password_hash=row["password_hash"],
+        display_name=row["display_name"],
+        bio=row["bio"],
+        avatar_media_id=row["avatar_media_id"],
+        created_at=to_datetime(row["created_at"]),
+        last_active_at=to_datetime(row["last_active_at"]),
+        token_version=int(row["token_version"]),
+    )
+
+
+def to_author(row: Row) -> Account:
+    """The account of a row selected with AUTHOR_COLUMNS."""
+    return Account(
+        id=int(row["u_id"]),
+        username=row["u_username"],
+        email=row["u_email"],
+        password_hash=row["u_password_hash"],
+        display_name=row["u_display_name"],
+        bio=row["u_bio"],
+        avatar_media_id=row["u_avatar_media_id"],
+        created_at=to_datetime(row["u_created_at"]),
+        last_active_at=to_datetime(row["u_last_active_at"]),
+        token_version=int(row["u_token_version"]),
     )
 
 

@@ -229,3 +229,19 @@ async def test_honours_an_access_token_until_its_version_or_login_is_revoked(
     await users.bump_token_version(alice.id)  # logout everywhere
     assert not await users.honours(alice.id, 0, "fam-2")
     assert await users.honours(alice.id, 1, "fam-2")
+
+
+async def test_concurrent_honours_questions_each_get_their_own_answer(
+    storage: Storage, ids: Iterator[int]
+) -> None:
+    # Asked in one loop turn, they travel as one statement (storage.batching).
+    users, tokens = storage.store.users, storage.store.refresh_tokens
+    accounts = [make_account(next(ids), f"user{n}") for n in range(6)]
+    for n, account in enumerate(accounts):
+        await users.add(account)
+        await tokens.add(_token(f"{n}" * 64, account.id, f"fam-{n}"))
+    await tokens.revoke_family("fam-1", at(1))
+    asked = [(a.id, 0, f"fam-{n}") for n, a in enumerate(accounts)]
+    asked += [(accounts[2].id, 1, "fam-2"), (next(ids), 0, "fam-0"), (accounts[3].id, 0, "fam-3")]
+    answers = await asyncio.gather(*(users.honours(*key) for key in asked))
+    assert answers == [True, False, True, True, True, True, False, False, True]
