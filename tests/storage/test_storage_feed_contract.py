@@ -318,6 +318,10 @@ async def test_posts_are_fanned_out_into_sorted_sets_capped_and_scored_by_id(
     assert [score for _, score in entries] == [float(i) for i in ids[-4:]]
     meta = await world.client.hgetall(meta_key)
     assert int(meta[b"tail"]) == ids[1]  # the newest id dropped by the cap
+    # The set was made by the first fan-out (the feed was empty when read): it took the
+    # meta hash's expiry then, and kept it through the later ones.
+    feed_ttl, meta_ttl = await world.client.pttl(feed_key), await world.client.pttl(meta_key)
+    assert 0 < feed_ttl <= 3_600_000 and abs(feed_ttl - meta_ttl) < 60_000
     # A feed nobody reads is not kept: alice never read hers, so nothing was written.
     assert not await world.client.exists(store.keys(alice)[1])
 
