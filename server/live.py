@@ -148,5 +148,8 @@ def event_worker(services: Services, log: EventLog) -> EventWorker:
         storage.outbox_reader,
         consumers,
         worker_id(),
-        leadership=storage.relay_leadership(),
+        # Embedded, this process is the database's only writer (Storage.claim_exclusive)
+        # and its commits wake the relay directly: the outbox's NOTIFY would wake it a
+        # second time for every commit, to find nothing.
+        leadership=storage.relay_leadership(listen=not services.settings.embedded),
     )

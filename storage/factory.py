@@ -49,10 +49,12 @@ class Storage:
         if self.db.health.full_recently():
             raise InsufficientStorage("the database has no room left")
 
-    def relay_leadership(self) -> Leadership:
-        """A new candidate for the one outbox relay of this database."""
+    def relay_leadership(self, *, listen: bool = True) -> Leadership:
+        """A new candidate for the one outbox relay of this database; `listen`: woken by
+        the outbox's NOTIFY of commits in other processes (PostgreSQL)."""
         if self.url.kind == "postgres":
-            return PgLeadership(self.url.target, RELAY_LOCK_KEY, listen=NOTIFY_CHANNEL)
+            channel = NOTIFY_CHANNEL if listen else None
+            return PgLeadership(self.url.target, RELAY_LOCK_KEY, listen=channel)
         return LocalLeadership(self.url.target)
 
     async def claim_exclusive(self) -> bool:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import socket
 import struct
@@ -42,6 +43,13 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 __all__ = ["ABORT_AFTER_S", "DIRECT_TEXT", "DirectText", "ReleasingWebSocketProtocol"]
+
+# uvicorn logs an INFO line of its own per upgrade ("[accepted]", "403"), beside the access
+# log's "websocket open" / "refused" (server/access.py): one line per event is enough, and
+# in a reconnect storm formatting those lines cost 5% of the CPU. Its warnings and errors
+# (an exception in the app, invalid UTF-8) still reach uvicorn's handlers.
+_PROTOCOL_LOG = logging.getLogger("uvicorn.error.websocket")
+_PROTOCOL_LOG.setLevel(logging.WARNING)
 
 # The scope extension (ASGI's place for what a server offers beyond the spec) under which
 # a socket's `DirectText` is found.
@@ -258,6 +266,7 @@ class ReleasingWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.logger = _PROTOCOL_LOG
         self.queue = cast(Any, _Inbox())
         writable = _Flag()
         writable.set()
