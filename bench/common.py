@@ -275,7 +275,8 @@ _VERSIONED = (
 
 
 def machine_info() -> dict[str, Any]:
-    status = _git("status", "--porcelain")
+    # The code under test: results written by this and earlier runs are not part of it.
+    status = _git("status", "--porcelain", "--", ".", ":(exclude)bench/results")
     return {
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cpus": os.cpu_count(),
