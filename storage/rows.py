@@ -64,35 +64,35 @@ def encode_media_ids(media_ids: tuple[int, ...]) -> str:
 AUTHOR_COLUMNS = ", ".join(f"u.{c} AS u_{c}" for c in USER_COLUMNS.split(", "))
 
 
-def to_account(row: Row) -> Account:
-    return Account(
-        id=int(row["id"]),
-        username=row["username"],
-        email=row["email"],
-        password_hash=row["password_hash"],
-        display_name=row["display_name"],
-        bio=row["bio"],
-        avatar_media_id=row["avatar_media_id"],
-        created_at=to_datetime(row["created_at"]),
-        last_active_at=to_datetime(row["last_active_at"]),
-        token_version=int(row["token_version"]),
+_USER_KEYS = tuple(USER_COLUMNS.split(", "))
+_AUTHOR_KEYS = tuple(f"u_{c}" for c in _USER_KEYS)
+
+
+def _account(row: Row, keys: tuple[str, ...]) -> Account:
+    (id_, username, email, password_hash, display_name, bio, avatar, created, active, version) = (
+        row[k] for k in keys
     )
+    return Account(
+        id=int(id_),
+        username=username,
+        email=email,
+        password_hash=password_hash,
+        display_name=display_name,
+        bio=bio,
+        avatar_media_id=avatar,
+        created_at=to_datetime(created),
+        last_active_at=to_datetime(active),
+        token_version=int(version),
+    )
+
+
+def to_account(row: Row) -> Account:
+    return _account(row, _USER_KEYS)
 
 
 def to_author(row: Row) -> Account:
     """The account of a row selected with AUTHOR_COLUMNS."""
-    return Account(
-        id=int(row["u_id"]),
-        username=row["u_username"],
-        email=row["u_email"],
-        password_hash=row["u_password_hash"],
-        display_name=row["u_display_name"],
-        bio=row["u_bio"],
-        avatar_media_id=row["u_avatar_media_id"],
-        created_at=to_datetime(row["u_created_at"]),
-        last_active_at=to_datetime(row["u_last_active_at"]),
-        token_version=int(row["u_token_version"]),
-    )
+    return _account(row, _AUTHOR_KEYS)
 
 
 def to_post(row: Row) -> Post:
