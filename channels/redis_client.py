@@ -7,12 +7,18 @@ seconds, never hang them: every command has a socket deadline and is retried onc
 
 from __future__ import annotations
 
+from typing import Any
+
+import hiredis
 import redis.asyncio as redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.utils import HIREDIS_AVAILABLE
 
 __all__ = ["COMMAND_TIMEOUT_S", "REDIS_ERRORS", "connect"]
 
@@ -34,6 +40,31 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class _CPacking(AbstractConnection):
+    """Commands packed by hiredis's C packer. redis-py's sync client does this when hiredis
+    is installed; its asyncio client packs in Python, which costs ~1.6 µs per argument (a
+    fan-out script call to 2,000 followers, 4,000 keys: 6.5 ms against 0.7 ms)."""
+
+    _packer = HiredisRespSerializer()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        name = args[0]
+        if isinstance(name, str) and " " not in name:
+            try:
+                return [hiredis.pack_command(args)]
+            except TypeError:
+                pass  # a memoryview or bytearray, or a value redis-py refuses: it says why
+        return self._packer.pack(*args)  # type: ignore[no-any-return]
+
+
+def _c_packed(client: redis.Redis) -> redis.Redis:
+    pool = client.connection_pool
+    base = pool.connection_class
+    if HIREDIS_AVAILABLE and not issubclass(base, _CPacking):
+        pool.connection_class = type(f"CPacked{base.__name__}", (_CPacking, base), {})
+    return client
+
+
 def connect(url: str, *, retry: bool = True, max_connections: int | None = None) -> redis.Redis:
     """A client (with its own pool) for `url`; connections open lazily.
 
@@ -42,13 +73,15 @@ def connect(url: str, *, retry: bool = True, max_connections: int | None = None)
     up on. Pub/sub connections speak RESP2: with RESP3, redis-py's hiredis parser turns
     every pushed message into a debug string (`str()` of the whole message) whether or
     not debug logging is on, a third of a fleet instance's CPU per delivered event."""
-    return redis.Redis.from_url(
-        url,
-        protocol=None if retry else 2,
-        socket_timeout=COMMAND_TIMEOUT_S,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        retry=RETRY if retry else Retry(NoBackoff(), retries=0),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError] if retry else [],
-        max_connections=max_connections,
-        health_check_interval=0,
+    return _c_packed(
+        redis.Redis.from_url(
+            url,
+            protocol=None if retry else 2,
+            socket_timeout=COMMAND_TIMEOUT_S,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            retry=RETRY if retry else Retry(NoBackoff(), retries=0),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError] if retry else [],
+            max_connections=max_connections,
+            health_check_interval=0,
+        )
     )

@@ -355,6 +355,44 @@ async def test_followers_away_longer_than_the_active_window_are_not_fanned_out(
 
 @pytest.mark.postgres
 @pytest.mark.redis
+async def test_a_fan_out_reads_followers_page_by_page_and_writes_every_page(
+    make_world: MakeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Followers are read and written FANOUT_BATCH at a time, the pages' writes in flight
+    together: with pages of 2, seven followers (one of them away) take four pages, and
+    every active one gets the post and loses it on delete."""
+    from datetime import timedelta
+
+    from storage import redis_feed
+
+    monkeypatch.setattr(redis_feed, "FANOUT_BATCH", 2)
+    world = await make_world(redis_store())
+    assert world.client is not None
+    author, *fans = await world.add_users(8)
+    for fan in fans:
+        await world.social.follow(fan, author)
+        await world.feed.home(fan, PageRequest())
+    await world.feed.home(author, PageRequest())
+    await world.drain()
+    away = fans[3]
+    await world.storage.db.execute(
+        "UPDATE users SET last_active_at = {} WHERE id = {}",
+        world.ctx.clock.now() - timedelta(days=8),
+        away,
+    )
+    post, _ = await world.posts.create(author, "to every page")
+    await world.drain()
+    store = world.store
+    assert isinstance(store, RedisFeedStore)
+    held = {user: await world.client.zcard(store.keys(user)[1]) for user in (author, *fans)}
+    assert held == {user: int(user != away) for user in (author, *fans)}
+    await world.posts.delete(post.id, author)
+    await world.drain()
+    assert [await world.client.zcard(store.keys(user)[1]) for user in (author, *fans)] == [0] * 8
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
 async def test_big_accounts_are_merged_at_read_time_in_order(
     make_world: MakeWorld,
 ) -> None:
