@@ -6,7 +6,10 @@ idempotency keys of the events its history still holds. One server-side script a
 to the history and PUBLISHes the same event, atomically, so live order equals history
 order; `publish_many` does a whole batch of channels in one call with the payload passed
 once. Every instance SUBSCRIBEs once per channel that has local subscribers (the hub
-above encodes each event once for all of them).
+above encodes each event once for all of them), and to one fan-out topic: a payload
+published to many channels at once (a post to its author's followers' feeds) is one
+message there naming each channel with its position, which each instance reads once and
+hands to the channels it holds, instead of one message per channel.
 
 The epoch lives in the meta hash: when the history is lost (Redis restarted or flushed,
 or the channel idle past META_TTL_S) the next touch makes a new epoch, and a resume from
@@ -68,7 +71,12 @@ PRESENCE_RENEW_S = 60.0
 
 # One channel's publish: append to its capped history and PUBLISH the same entry, unless
 # its idempotency key was published already (then that first position is the answer).
+# A fan-out (one payload, several channels; ARGV[6] names the batch topic) PUBLISHes once
+# for all its channels instead: "topic offset epoch ..." for each, a newline, the payload.
 _PUBLISH_ONE = """
+local batch_topic = ARGV[6]
+local batch = false
+if batch_topic ~= '' then batch = {} end
 local function publish_one(meta, hist, keys, payload, key, topic, size, hist_ttl, meta_ttl,
                            new_epoch)
   local epoch = redis.call('HGET', meta, 'e')
@@ -88,27 +96,38 @@ local function publish_one(meta, hist, keys, payload, key, topic, size, hist_ttl
       redis.call('ZREMRANGEBYRANK', keys, 0, -(size + 1))
       redis.call('EXPIRE', keys, hist_ttl)
     end
-    redis.call('PUBLISH', topic, offset .. ' ' .. epoch .. ' ' .. payload)
+    if batch then
+      batch[#batch + 1] = topic .. ' ' .. offset .. ' ' .. epoch
+    else
+      redis.call('PUBLISH', topic, offset .. ' ' .. epoch .. ' ' .. payload)
+    end
   end
   redis.call('EXPIRE', meta, meta_ttl)
   return {tostring(offset), epoch}
 end
 local size, hist_ttl, meta_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local base = 5 + tonumber(ARGV[5])
+local base = 6 + tonumber(ARGV[5])
+local function publish_batch()
+  if batch and #batch > 0 then
+    redis.call('PUBLISH', batch_topic, table.concat(batch, ' ') .. '\\n' .. ARGV[7])
+  end
+end
 """
 
 # KEYS: (meta, history, keys) per channel. ARGV: history size, history TTL, meta TTL, new
-# epoch, the number of distinct payloads and the payloads (a fan-out passes one), then per
-# channel: its payload's index, its key ('' = none) and its pub/sub channel name.
+# epoch, the number of distinct payloads, the batch topic ('' = a PUBLISH per channel) and
+# the payloads (a fan-out passes one), then per channel: its payload's index, its key
+# ('' = none) and its pub/sub channel name.
 _PUBLISH = (
     _PUBLISH_ONE
     + """
 local out = {}
 for i = 1, #KEYS / 3 do
-  local payload = ARGV[5 + tonumber(ARGV[base + 3 * i - 2])]
+  local payload = ARGV[6 + tonumber(ARGV[base + 3 * i - 2])]
   out[i] = publish_one(KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i], payload,
     ARGV[base + 3 * i - 1], ARGV[base + 3 * i], size, hist_ttl, meta_ttl, ARGV[4])
 end
+publish_batch()
 return out
 """
 )
@@ -124,7 +143,7 @@ local out = {}
 for i = 1, #KEYS / 4 do
   local meta, hist, keys = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1]
   if redis.call('EXISTS', KEYS[4 * i]) == 1 then
-    local payload = ARGV[5 + tonumber(ARGV[base + 3 * i - 2])]
+    local payload = ARGV[6 + tonumber(ARGV[base + 3 * i - 2])]
     out[i] = publish_one(meta, hist, keys, payload, ARGV[base + 3 * i - 1],
       ARGV[base + 3 * i], size, hist_ttl, meta_ttl, ARGV[4])
   else
@@ -132,6 +151,7 @@ for i = 1, #KEYS / 4 do
     out[i] = {'', ''}
   end
 end
+publish_batch()
 return out
 """
 )
@@ -186,6 +206,10 @@ class RedisChannelBackend(ChannelBackend):
         # silently re-made by redis-py.
         self._pubsub_client = pubsub_client
         self._prefix = prefix
+        # Where fan-outs are published: one message for all their channels, which every
+        # instance reads (outside the ps: names, so no channel's topic can be it).
+        self._batch_topic = f"{prefix}ps-batch"
+        self._batch_topic_bytes = self._batch_topic.encode()
         self._history_size = history_size
         self._history_ttl = history_ttl_s
         self._meta_ttl = meta_ttl_s
@@ -200,6 +224,8 @@ class RedisChannelBackend(ChannelBackend):
         self._connected = asyncio.Event()
         # Channels with local subscribers, and the last position delivered for each.
         self._last: dict[str, tuple[int, str]] = {}
+        # The same channels by their pub/sub topic, as a fan-out message names them.
+        self._by_topic: dict[bytes, str] = {}
         self._confirm: dict[bytes, asyncio.Future[None]] = {}
         self.reconnects = 0  # pub/sub reconnections since start (tests, metrics)
 
@@ -214,9 +240,6 @@ class RedisChannelBackend(ChannelBackend):
 
     def _topic(self, channel: str) -> str:
         return f"{self._prefix}ps:{channel}"
-
-    def _channel_of(self, topic: bytes) -> str:
-        return topic.decode().removeprefix(f"{self._prefix}ps:")
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -284,12 +307,18 @@ class RedisChannelBackend(ChannelBackend):
             ]
         else:
             keys = [k for channel, _, _ in routed for k in self._keys(channel)]
+        # One payload to several channels (a post to followers' feeds): one PUBLISH for all
+        # of them, so each instance reads one message per fan-out instead of one per
+        # channel (redis-py's per-message read path was most of an instance's CPU per
+        # delivered event). Several payloads keep a PUBLISH per channel, in order.
+        batched = len(payloads) == 1 and len(routed) > 1
         args: list[Any] = [
             self._history_size,
             self._history_ttl,
             self._meta_ttl,
             _new_epoch(),
             len(payloads),
+            self._batch_topic if batched else "",
             *payloads,
         ]
         for channel, n, key in routed:
@@ -333,17 +362,22 @@ class RedisChannelBackend(ChannelBackend):
         if channel in self._last:
             return
         self._last[channel] = (0, "")
+        self._by_topic[self._topic(channel).encode()] = channel
         try:
             await self._subscribe_topic(channel)
             await self._mark_online([channel])
             position = await self.current(channel)
         except BaseException:
-            self._last.pop(channel, None)
+            self._forget(channel)
             raise
         self._raise_floor(channel, int(position.offset), position.epoch)
 
+    def _forget(self, channel: str) -> bool:
+        self._by_topic.pop(self._topic(channel).encode(), None)
+        return self._last.pop(channel, None) is not None
+
     async def unsubscribe(self, channel: str) -> None:
-        if self._last.pop(channel, None) is None:
+        if not self._forget(channel):
             return
         pubsub = self._pubsub
         if pubsub is not None and self._connected.is_set():
@@ -427,16 +461,14 @@ class RedisChannelBackend(ChannelBackend):
         # order with the catch-up, not by redis-py behind our back.
         self._pubsub = pubsub
         channels = list(self._last)
-        if channels:
-            async with asyncio.timeout(COMMAND_TIMEOUT_S):
-                await pubsub.subscribe(*(self._topic(c) for c in channels))
-        else:
-            # A connection to read on even with nothing subscribed (a PING keeps it honest).
-            async with asyncio.timeout(COMMAND_TIMEOUT_S):
-                await pubsub.ping()
+        # The fan-out topic first, on the same connection as the channels' own topics:
+        # Redis delivers one connection's messages in publish order, whichever topic.
+        topics = [self._batch_topic, *(self._topic(c) for c in channels)]
+        async with asyncio.timeout(COMMAND_TIMEOUT_S):
+            await pubsub.subscribe(*topics)
         # Wait for the confirmations, keeping any message that arrives between them.
         early: list[dict[str, Any]] = []
-        awaiting = {self._topic(c).encode() for c in channels}
+        awaiting = {topic.encode() for topic in topics}
         while awaiting:
             message = await pubsub.get_message(timeout=COMMAND_TIMEOUT_S)
             if message is None:
@@ -507,11 +539,24 @@ class RedisChannelBackend(ChannelBackend):
             return
         if kind != "message":
             return
-        channel = self._channel_of(message["channel"])
+        topic, data = message["channel"], bytes(message["data"])
+        channel = self._by_topic.get(topic)
+        if channel is not None:
+            raw_offset, raw_epoch, payload = data.split(b" ", 2)
+            self._on_event(channel, raw_offset, raw_epoch, payload)
+        elif topic == self._batch_topic_bytes:
+            header, payload = data.split(b"\n", 1)
+            fields = header.split(b" ")
+            by_topic = self._by_topic
+            for i in range(0, len(fields) - 2, 3):
+                channel = by_topic.get(fields[i])
+                if channel is not None:  # else no local subscriber: another instance's
+                    self._on_event(channel, fields[i + 1], fields[i + 2], payload)
+
+    def _on_event(self, channel: str, raw_offset: bytes, raw_epoch: bytes, payload: bytes) -> None:
         last = self._last.get(channel)
         if last is None:
             return  # unsubscribed
-        raw_offset, raw_epoch, payload = bytes(message["data"]).split(b" ", 2)
         offset, epoch = int(raw_offset), raw_epoch.decode()
         listener = self._listener
         assert listener is not None

@@ -286,3 +286,44 @@ async def test_a_skipped_offline_channel_is_never_resumed_as_complete(
     else:  # one process: every channel is online, resumable as usual
         [(position, payload)] = await h.backend.history("feed:2", before) or []
         assert (position, payload) == (positions[0], b"skipped?")
+
+
+async def test_fan_outs_and_single_publishes_interleave_in_order_on_every_instance(
+    make_backend: MakeBackend,
+) -> None:
+    """Each instance gets exactly its own channels' events, in offset order, however they
+    were published: fan-outs (one message for all their channels, on Redis) between
+    single publishes, online-only fan-outs, and channels held by no instance at all."""
+    a = await make_backend()
+    b = await make_backend() if isinstance(a.backend, RedisChannelBackend) else a
+    mine, theirs, nobodys = ["feed:1", "feed:2"], ["feed:3"], ["feed:4", "feed:5"]
+    for c in mine:
+        await a.backend.subscribe(c)
+    for c in theirs:
+        await b.backend.subscribe(c)
+    everyone = mine + theirs + nobodys
+    await a.backend.publish_many(everyone, b"p1", "k1")
+    await b.backend.publish("feed:1", b"solo", "k2")
+    await b.backend.publish_online(everyone, b"p2", "k3")
+    await a.backend.publish_each([("feed:2", b"e1", "k4"), ("feed:3", b"e2", "k5")])
+    await a.backend.publish_many(everyone, b"p3", "k6")
+    expected = {
+        "feed:1": [b"p1", b"solo", b"p2", b"p3"],
+        "feed:2": [b"p1", b"p2", b"e1", b"p3"],
+        "feed:3": [b"p1", b"p2", b"e2", b"p3"],
+    }
+    await a.wait_for(8 if a is not b else 12)
+    await b.wait_for(4 if a is not b else 12)
+    for harness, channels in ((a, mine), (b, theirs)):
+        for c in channels:
+            got = [(p, payload) for ch, p, payload in harness.received if ch == c]
+            assert [payload for _, payload in got] == expected[c]
+            assert [int(p.offset) for p, _ in got] == [1, 2, 3, 4]
+    if a is not b:
+        assert {ch for ch, _, _ in a.received} == set(mine)
+        assert {ch for ch, _, _ in b.received} == set(theirs)
+        # Live, not caught up: a missed or reordered event would have made an instance
+        # reconnect and read it from the history instead.
+        for harness in (a, b):
+            assert isinstance(harness.backend, RedisChannelBackend)
+            assert harness.backend.reconnects == 1
