@@ -286,6 +286,8 @@ def make_ws_endpoint(allowed_origins: frozenset[str]) -> WebsocketRouteHandler:
             await socket.close(code=_REFUSED, reason="origin not allowed")
             return
         direct = cast("DirectText | None", (scope.get("extensions") or {}).get(DIRECT_TEXT))
-        await SocketSession(socket, services, token=_bearer(scope), direct=direct).run()
+        token = _bearer(scope)
+        scope["headers"] = []  # read: they need not stay with the socket (~1.5 KB)
+        await SocketSession(socket, services, token=token, direct=direct).run()
 
     return ws_endpoint
