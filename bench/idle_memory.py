@@ -27,7 +27,15 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import cpu_seconds, fd_count, hwm_kib, raise_nofile, rss_kib, server_nofile
+from bench.common import (
+    cpu_seconds,
+    fd_count,
+    hwm_kib,
+    machine_info,
+    raise_nofile,
+    rss_kib,
+    server_nofile,
+)
 from bench.sockets import SocketFleet
 from bench.targets import Target, plaza_embedded
 
@@ -145,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before reading RSS")
     parser.add_argument("--idle", type=float, default=10.0, help="idle CPU window (s)")
     parser.add_argument("--no-compression", action="store_true", help="no permessage-deflate")
+    parser.add_argument("--out", type=Path, help="also write the result here (JSON)")
     args = parser.parse_args(argv)
     results = run_steps(
         steps=args.steps or [args.sockets],
@@ -153,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         compression=not args.no_compression,
     )
     print(json.dumps(results, indent=2))
+    if args.out:
+        args.out.write_text(
+            json.dumps({"scenario": "idle", "steps": results, "machine": machine_info()}, indent=2)
+            + "\n"
+        )
     return 0 if all(r["sockets_open_after_idle"] == r["sockets"] for r in results) else 1
 
 

@@ -40,6 +40,11 @@ FIXES = {
     " per-partition wake-ups; authentication in one statement, batched per loop turn; a feed"
     " page with its authors and likes in one join; lazily made deques and a lighter uvicorn"
     " protocol per socket; a relay woken once per commit.",
+    "batched-fanout": "Commit cca8e4e against 2bdccee/da99b88, run minutes apart from two"
+    " checkouts: a fan-out reads its followers page by page and writes each page to Redis"
+    " while the next is read, with commands packed by hiredis; a fleet fan-out is one pub/sub"
+    " message for all its channels instead of one per channel; an idle socket lets go of"
+    " its upgrade's headers.",
 }
 LABELS = {
     "floor": "floor (uvicorn + websockets)",
@@ -703,7 +708,8 @@ class Report:
                         continue
                     rows.append(
                         [
-                            f"{LABELS[kind]}, {b['followers']} followers",
+                            f"{LABELS[kind]}, {b['followers']} followers"
+                            + (", 2 instances" if b.get("fleet") else ""),
                             f"{_num(sb['cpu_us_per_delivery'])} →"
                             f" {_num(sa['cpu_us_per_delivery'])} CPU-µs per delivery",
                             f"{_num(sb['p50_ms'])} → {_num(sa['p50_ms'])} ms p50",
@@ -721,6 +727,16 @@ class Report:
                         " CPU while idle",
                         f"{_num(sb['rss_with_sockets_kib'] / 1024, 0)} →"
                         f" {_num(sa['rss_with_sockets_kib'] / 1024, 0)} MiB RSS",
+                    ]
+                )
+            elif b.get("scenario") == "feed-fanout":
+                fb, fa = b["fanout_ms"], a["fanout_ms"]
+                rows.append(
+                    [
+                        f"Plaza, one post to {b['followers']:,} followers' Redis feeds",
+                        f"{_num(fb['p50'])} → {_num(fa['p50'])} ms p50",
+                        f"{_num(fb['max'])} → {_num(fa['max'])} ms max",
+                        f"{_num(b['inserts_per_s'])} → {_num(a['inserts_per_s'])} inserts/s",
                     ]
                 )
             elif b.get("scenario") == "resume":
