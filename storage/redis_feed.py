@@ -468,7 +468,7 @@ class RedisFeedStore:
             "SELECT count(*) AS n FROM follows WHERE followed_id = {}", author_id
         )
         entry = member(post_id, author_id)
-        args = [entry, self._limits.max_items]
+        args: list[str | int] = [entry, self._limits.max_items]
         if int(count or 0) > self._limits.fanout_max_followers:
             await self._client.sadd(self._unfanned, str(author_id))
             await self._fanout(keys=list(self.keys(author_id)), args=args)

@@ -287,7 +287,9 @@ def make_ws_endpoint(allowed_origins: frozenset[str]) -> WebsocketRouteHandler:
             return
         direct = cast("DirectText | None", (scope.get("extensions") or {}).get(DIRECT_TEXT))
         token = _bearer(scope)
-        scope["headers"] = []  # read: they need not stay with the socket (~1.5 KB)
+        # Read: they need not stay with the socket (~1.5 KB), but for X-Forwarded-For,
+        # which the access log reads when the socket is accepted (server/proxies.py).
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k == b"x-forwarded-for"]
         await SocketSession(socket, services, token=token, direct=direct).run()
 
     return ws_endpoint

@@ -4,6 +4,7 @@ proxy; the id on every line of the request; never a token or a query string."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -11,7 +12,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from api_world import Api, make_settings, running_api
@@ -200,3 +201,51 @@ async def test_a_path_cannot_forge_a_log_line(api: Api) -> None:
     # Lines logged by plaza.* (the test's HTTP client logs the URL too).
     ours = [x for x in stream.getvalue().splitlines() if re.match(r"\S+ \S+ \w+ plaza\.", x)]
     assert len(ours) == 1 and "%0A" in ours[0]
+
+
+async def test_a_socket_behind_a_trusted_proxy_is_logged_with_the_client_address(
+    tmp_path: Path,
+) -> None:
+    """The socket's open line names the client a trusted proxy forwarded, although the
+    endpoint lets the upgrade's other headers go before it accepts."""
+    settings = make_settings(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'plaza.db'}",
+        trusted_proxies=parse_trusted_proxies("10.0.0.0/24"),
+    )
+    async with running_api(settings) as api:
+        inbox: list[dict[str, Any]] = [{"type": "websocket.connect"}]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            while not inbox:
+                await asyncio.sleep(0.01)
+            return inbox.pop(0)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if message["type"] == "websocket.accept":
+                inbox.append({"type": "websocket.disconnect", "code": 1000})
+
+        scope = {
+            "type": "websocket",
+            "asgi": {"version": "3.0"},
+            "scheme": "ws",
+            "path": "/api/v1/ws",
+            "raw_path": b"/api/v1/ws",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"testserver"), (b"x-forwarded-for", b"203.0.113.9")],
+            "client": (PEER, 4321),
+            "server": ("testserver", 80),
+            "subprotocols": [],
+            "state": {},
+            "extensions": {},
+        }
+        with captured("json") as stream:
+            await asyncio.wait_for(
+                api.app(cast(Any, scope), cast(Any, receive), cast(Any, send)), 5.0
+            )
+    assert sent[0]["type"] == "websocket.accept"
+    (opened,) = [r for r in json_lines(stream) if r["message"].startswith("websocket open")]
+    assert opened["client"] == "203.0.113.9"
