@@ -9,6 +9,7 @@ home of that rule; the rate limits and the access log both ask it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -36,6 +37,8 @@ class TrustedProxies:
         self.networks: tuple[Network, ...] = tuple(networks)
 
     def __contains__(self, address: object) -> bool:
+        if not self.networks:
+            return False  # the default: asked for every request and socket, parse nothing
         ip = _address(address) if isinstance(address, str) else None
         return ip is not None and any(ip in network for network in self.networks)
 
@@ -73,6 +76,9 @@ def parse_trusted_proxies(raw: str | None) -> TrustedProxies:
     return TrustedProxies(networks)
 
 
+# Peers and proxy hops repeat (a proxy's few addresses, a client's many requests); parsing
+# one is ~5 µs. Bounded: hops come from headers, which anyone can fill.
+@functools.lru_cache(maxsize=1024)
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(text.strip())
