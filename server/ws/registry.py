@@ -8,7 +8,7 @@ wherever it lands.
 from __future__ import annotations
 
 import asyncio
-import uuid
+import secrets
 from collections import defaultdict
 from typing import Protocol
 
@@ -81,7 +81,7 @@ class SessionRegistry:
         sessions = self._by_user[user_id]
         if session in sessions:
             return True
-        socket_id = self._ids.setdefault(session, uuid.uuid4().hex)
+        socket_id = self._ids.get(session) or self._ids.setdefault(session, secrets.token_hex(16))
         if not await self._counts.add(user_id, socket_id):
             if not sessions:
                 del self._by_user[user_id]
