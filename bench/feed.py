@@ -7,9 +7,10 @@ key prefix of its own).
 
 fanout: one author with N followers, all active, all with a feed in Redis (built by the
 store's own rebuild, as their first read would). Each post is written to SQL, then the
-feed consumer's work is timed: `RedisFeedStore.post_created` (the follower query and the
-batched script calls) until it returns, when every follower's sorted set holds the post
-(checked after each post). Inserts/s is followers / that time.
+feed consumer's work is timed: `RedisFeedStore.post_created` (the follower count, the
+pages of active followers and a script call per page) until it returns, when every
+follower's sorted set holds the post (checked after each post). Inserts/s is followers /
+that time. The database is ANALYZEd after seeding, as autovacuum would have it.
 
 read: R readers each follow F of the authors, who hold P posts in all. The same feed
 service (hydration, block and follow filtering, full pages) reads page one (limit 20) of a

@@ -321,27 +321,30 @@ class Report:
             " followers, as much as the floor's whole figure. The peers store nothing."
             " Meeting 1.3\u00d7 at 200 would mean pushing before storing, giving up that"
             " nothing committed is lost and that resume is exact; we do not.",
-            "- Memory per idle socket: tracemalloc over 1,000 idle sockets now finds 28.9 KB of"
-            " Python objects per socket (40.5 before this round). The largest that remain:"
-            " uvicorn's protocol object (~1.6 KB of attributes), the upgrade's request headers,"
-            " which websockets' parser generator keeps in a local for the connection's life"
-            " (~2.6 KB; nothing outside it can let them go), the scope's header list (~1.5 KB),"
-            " the coroutine frames of the middleware chain and of the session's reader and"
-            " writer, and the hub's and the history's state for each of the two channels."
-            " 20 KiB needs a WebSocket protocol of our own in place of websockets' (or the"
-            " socket route outside Litestar's stack); not done.",
-            "- Fan-out, delivery p99 and the resume storm are times, and this machine ran at"
-            " about half the speed of earlier runs all day (argon2id's hash below: 34 ms, 18.8"
-            " ms before; the floor's own p99 at 1,000 followers is above the 50 ms target in"
-            " this run). Fan-out is Redis work per follower (3 calls now, was 5) on one Redis"
-            " core plus the SQL read of the active followers; the resume storm is CPU-bound"
-            " (2,000 handshakes through websockets and Litestar, authentication now batched per"
-            " loop turn, subscribes with history) on 2 cores shared with the load generators."
-            " Before / after below has each at the same hour: the storm 5.8 → 3.6 s.",
-            "- Fleet delivery costs about 3\u00d7 the embedded path per event: one Redis pub/sub"
-            " message per follower channel, each through redis-py's per-message read path"
-            " (its RESP3 debug formatting is gone: pub/sub speaks RESP2 now), and the worker's"
-            " Lua publishes. Fewer, batched messages per instance are the next step.",
+            "- Memory per idle socket: tracemalloc over 1,000 idle sockets finds 24.7 KB of"
+            " Python objects per socket (40.5 two rounds ago, 28.9 before this one: the"
+            " upgrade's headers, which websockets' parser generator kept for the connection's"
+            " life, are emptied now, and the scope's header list is let go once read). By where"
+            " it was allocated: uvicorn 6.0 KB (its protocol object, too many attributes for a"
+            " shared-key dict, the scope, the app's task), Litestar 4.0 KB (its WebSocket,"
+            " dependency resolution and the frames of its app, exception middleware, router"
+            " and route), asyncio 3.4 KB (tasks, the read deadline's Timeout), our access"
+            " middleware 2.2 KB, the endpoint and session 2.6 KB, websockets 1.7 KB, the hub"
+            " 1.6 KB, the registry 0.6 KB. 20 KiB needs the socket served outside Litestar's"
+            " stack by a WebSocket protocol of our own; not done.",
+            "- Fan-out, delivery p99 and the resume storm are times, on a machine that ran at"
+            " about half its earlier speed (argon2id's hash below; 18.8 ms in earlier runs;"
+            " the floor's own p99 at 1,000 followers is in the delivery table). Fan-out is"
+            " now bound by Redis: ~5.5 µs per follower inside the script (HGET, ZADD, ZCARD)"
+            " on Redis's one core, the SQL pages and the client overlapping it (see Before /"
+            " after). The resume storm is CPU-bound: 2,000 handshakes through uvicorn,"
+            " websockets and Litestar, each subscribing with history, on 2 cores shared with"
+            " the 2,000 clients' own handshakes.",
+            "- Fleet delivery: a fan-out is now one pub/sub message per post for all its"
+            " channels (docs/decisions/0009), not one per channel; what a post costs beyond"
+            " the embedded path is the worker's hops (relay, event log, consumer) and its"
+            " Redis scripts, paid once per post, so the fleet's figure per event falls with"
+            " the audience (the 200 and 1,000 rows).",
             "",
         ]
         self.rest()
