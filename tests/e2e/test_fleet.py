@@ -5,6 +5,7 @@ from one instance to the other resumes exactly."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -56,15 +57,19 @@ async def test_a_socket_on_one_instance_sees_writes_made_through_the_other(
                 f"{b.api}/posts/{post['id']}/comments", json={"content": "hi"}, headers=bob.auth
             )
             assert r.status_code == 201
-            pushes = await ws.pushes_until(6, timeout=10)
-            assert sorted(types(pushes)) == sorted(
+            pushes = await ws.pushes_until(5, timeout=10)
+            # The unread count follows each batch of new notifications: twice here, or once
+            # (2) when the worker took the like and the comment in one batch.
+            with contextlib.suppress(TimeoutError):
+                pushes.append(await ws.push(timeout=1.0))
+            unread = [p["event"]["data"] for p in pushes if p["event"]["type"].endswith("unread")]
+            assert unread in ([{"count": 1}, {"count": 2}], [{"count": 2}]), unread
+            assert sorted(t for t in types(pushes) if not t[1].endswith("unread")) == sorted(
                 [
                     (f"post:{post['id']}", "post.liked"),
                     (f"post:{post['id']}", "comment.created"),
                     ("notifications", "notification.created"),
                     ("notifications", "notification.created"),
-                    ("notifications", "notifications.unread"),
-                    ("notifications", "notifications.unread"),
                 ]
             )
             on_post = [p for p in pushes if p["channel"].startswith("post:")]
