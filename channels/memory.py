@@ -209,7 +209,7 @@ class MemoryBackend(ChannelBackend):
         # oldest events of `keep` rather than grow without bound; a resume from before them
         # correctly answers "not recovered".
         stream = self._streams.get(keep)
-        while stream is not None and self._bytes > self._max_bytes and len(stream.held()) > 1:
+        while stream is not None and self._bytes > self._max_bytes and len(stream.events or ()) > 1:
             self._trim_one(stream)
 
     async def _deliver(

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -287,8 +287,18 @@ class RedisFeedStore:
 
     def keys(self, user_id: int) -> tuple[str, str]:
         """(meta, feed) of one user."""
-        base = f"{self._prefix}feed:{user_id}"
-        return f"{base}:meta", base
+        meta, feed = self._key_pairs((user_id,))
+        return meta, feed
+
+    def _key_pairs(self, users: Iterable[int]) -> list[str]:
+        """meta, feed, meta, feed, ... of `users`: the one home of the key names, built in
+        a loop because a fan-out names 20,000 keys."""
+        base = f"{self._prefix}feed:"
+        keys: list[str] = []
+        for user in users:
+            feed = base + str(user)
+            keys += (feed + ":meta", feed)
+        return keys
 
     # --- read side ------------------------------------------------------------------------
 
@@ -467,40 +477,20 @@ class RedisFeedStore:
         count = await self._db.fetchval(
             "SELECT count(*) AS n FROM follows WHERE followed_id = {}", author_id
         )
-        entry = member(post_id, author_id)
-        args: list[str | int] = [entry, self._limits.max_items]
+        args: list[str | int] = [member(post_id, author_id), self._limits.max_items]
         if int(count or 0) > self._limits.fanout_max_followers:
             await self._client.sadd(self._unfanned, str(author_id))
-            await self._fanout(keys=list(self.keys(author_id)), args=args)
+            await self._fanout(keys=self._key_pairs((author_id,)), args=args)
             return
-        # Each page of followers goes to Redis as soon as it is read, and is written there
-        # while the next page is read and encoded: the SQL, the client's encoding and
-        # Redis's own work overlap instead of adding up (bench/feed.py, 10,000 followers:
-        # p50 170 -> 118 ms with hiredis packing, channels/redis_client.py).
-        # Pages are independent (a follower is in one), so their order does not matter.
-        writes: list[asyncio.Task[Any]] = []
-        try:
-            base = f"{self._prefix}feed:"
-            async for users in self._active_follower_pages(author_id, first=author_id):
-                keys: list[str] = []
-                for user in users:  # self.keys(user) for each, inlined: 10,000 calls
-                    feed = base + str(user)
-                    keys += (feed + ":meta", feed)
-                writes.append(asyncio.ensure_future(self._fanout(keys=keys, args=args)))
-        finally:
-            # Every write started is awaited, whether or not reading failed: the first
-            # error is raised (the consumer retries the whole event; ZADD is idempotent).
-            results = await asyncio.gather(*writes, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        await self._each_page(
+            author_id, lambda users: self._fanout(keys=self._key_pairs(users), args=args)
+        )
 
     async def post_deleted(self, post_id: int, author_id: int) -> None:
-        recipients = [author_id, *await self._active_followers(author_id)]
-        entry = member(post_id, author_id)
-        for start in range(0, len(recipients), FANOUT_BATCH):
-            keys = [self.keys(user)[1] for user in recipients[start : start + FANOUT_BATCH]]
-            await self._remove(keys=keys, args=[entry])
+        args = [member(post_id, author_id)]
+        await self._each_page(
+            author_id, lambda users: self._remove(keys=self._key_pairs(users)[1::2], args=args)
+        )
 
     async def follow_created(self, follow_id: int, follower_id: int, followed_id: int) -> None:
         rows = await self._db.fetch(
@@ -522,35 +512,45 @@ class RedisFeedStore:
         await self._drop(keys=list(self.keys(blocker_id)), args=[str(blocked_id)])
         await self._drop(keys=list(self.keys(blocked_id)), args=[str(blocker_id)])
 
-    async def _active_followers(self, author_id: int) -> list[int]:
-        return [user async for page in self._active_follower_pages(author_id) for user in page]
+    async def _each_page(
+        self, author_id: int, write: Callable[[list[int]], Awaitable[Any]]
+    ) -> None:
+        """`write` the author and their active followers, FANOUT_BATCH users at a time.
 
-    async def _active_follower_pages(
-        self, author_id: int, *, first: int | None = None
-    ) -> AsyncIterator[list[int]]:
-        """The author's active followers, FANOUT_BATCH at a time (keyset on follows.id,
-        the order of the (followed_id, id) index), `first` ahead of the first page."""
+        Each page goes to Redis as soon as it is read and is written there while the next
+        is read and packed: the SQL, the client's packing and Redis's own work overlap
+        instead of adding up (bench/feed.py, 10,000 followers: p50 170 -> 118 ms with
+        hiredis packing, channels/redis_client.py). Pages are independent (a user is in
+        one), so their order does not matter. Every write started is awaited, whether or
+        not reading failed, then the first error is raised: the consumer retries the
+        whole event, and the scripts are idempotent."""
         since = self._now() - timedelta(days=self._limits.active_days)
-        after = 0
-        page: list[int] = [] if first is None else [first]
-        while True:
-            rows = await self._db.fetch(
-                "SELECT f.id AS id, f.follower_id AS follower FROM follows f "
-                "JOIN users u ON u.id = f.follower_id "
-                "WHERE f.followed_id = {} AND f.id > {} AND u.last_active_at >= {} "
-                "ORDER BY f.id LIMIT {}",
-                author_id,
-                after,
-                since,
-                FANOUT_BATCH,
-            )
-            page += [row["follower"] for row in rows]
-            if page:
-                yield page
-            if len(rows) < FANOUT_BATCH:
-                return
-            after = int(rows[-1]["id"])
-            page = []
+        writes: list[asyncio.Future[Any]] = []
+        users, after = [author_id], 0
+        try:
+            while True:
+                # Keyset on follows.id, the order of the (followed_id, id) index.
+                rows = await self._db.fetch(
+                    "SELECT f.id AS id, f.follower_id AS follower FROM follows f "
+                    "JOIN users u ON u.id = f.follower_id "
+                    "WHERE f.followed_id = {} AND f.id > {} AND u.last_active_at >= {} "
+                    "ORDER BY f.id LIMIT {}",
+                    author_id,
+                    after,
+                    since,
+                    FANOUT_BATCH,
+                )
+                users += [row["follower"] for row in rows]
+                if users:
+                    writes.append(asyncio.ensure_future(write(users)))
+                if len(rows) < FANOUT_BATCH:
+                    break
+                users, after = [], int(rows[-1]["id"])
+        finally:
+            results = await asyncio.gather(*writes, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
 
 def feed_limits(
